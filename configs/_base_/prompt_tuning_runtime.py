@@ -1,0 +1,5 @@
+# Shared by every prompt-tuning config: registers the plugin and turns on the
+# hook that checks what trains, saves prompt-only checkpoints and completes
+# them with the base weights on load.
+custom_imports = dict(imports=['projects.sdpt'], allow_failed_imports=False)
+custom_hooks = [dict(type='PromptTuningHook')]

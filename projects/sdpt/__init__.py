@@ -1,0 +1,23 @@
+"""Parameter-efficient prompt tuning for mmdet's GLIP and Grounding DINO.
+
+Importing this package registers ``PromptTunedDetector`` (mmdet MODELS),
+``PromptTuningHook`` (mmdet HOOKS), the prompt methods (``PROMPT_METHODS``)
+and safe loaders for mmengine checkpoints under torch >= 2.6.
+"""
+from . import checkpoint  # noqa: F401  (registers the checkpoint loaders)
+from .fusion import (FusionAdapter, GLIPFusionAdapter,
+                     GroundingDINOFusionAdapter, fusion_adapter_for)
+from .hooks import PromptCheckpointMismatch, PromptTuningHook
+from .prompt_tuned_detector import (PromptTunedDetector,
+                                    trainable_parameter_report)
+from .registry import PROMPT_METHODS
+from .sdpt import (FusionPromptMethod, InverseProjection, SDPTPrompt,
+                   UnifiedPrototypePrompt)
+
+__all__ = [
+    'FusionAdapter', 'GLIPFusionAdapter', 'GroundingDINOFusionAdapter',
+    'fusion_adapter_for', 'PromptCheckpointMismatch', 'PromptTuningHook',
+    'PromptTunedDetector', 'trainable_parameter_report', 'PROMPT_METHODS',
+    'FusionPromptMethod', 'InverseProjection', 'SDPTPrompt',
+    'UnifiedPrototypePrompt'
+]

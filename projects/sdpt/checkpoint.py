@@ -1,0 +1,96 @@
+"""Prompt checkpoints and safe loading of mmengine checkpoints.
+
+torch >= 2.6 loads with ``weights_only=True`` by default, and mmengine 0.10.7
+calls ``torch.load`` without arguments: its own checkpoints (which carry a
+``MessageHub`` state with ``HistoryBuffer`` objects and numpy arrays) then fail
+to load, which breaks ``resume`` and ``load_from``. We keep the safe loader and
+allow exactly the types an mmengine/mmdet checkpoint contains, through
+mmengine's own extension point (``CheckpointLoader.register_scheme``) for local
+files and URLs. A checkpoint with any other pickled object is refused with a
+message; a user who trusts the file can set ``SDPT_TRUST_CHECKPOINTS=1`` to
+load it with full unpickling.
+"""
+import collections
+import os
+import pickle
+
+import numpy as np
+import torch
+from mmengine.logging import HistoryBuffer
+from mmengine.runner.checkpoint import (CheckpointLoader, load_from_http,
+                                        load_from_local)
+
+TRUST_ENV = 'SDPT_TRUST_CHECKPOINTS'
+
+
+def _numpy_globals():
+    types = [np.ndarray, np.dtype]
+    try:  # numpy >= 1.25 names each dtype class
+        types += [type(np.dtype(t)) for t in
+                  (np.float64, np.float32, np.float16, np.int64, np.int32,
+                   np.uint8, np.bool_)]
+    except TypeError:
+        pass
+    try:
+        from numpy._core import multiarray
+    except ImportError:  # numpy < 2
+        from numpy.core import multiarray
+    types += [multiarray._reconstruct, multiarray.scalar]
+    return types
+
+
+CHECKPOINT_GLOBALS = [HistoryBuffer, collections.OrderedDict, slice,
+                      *_numpy_globals()]
+
+
+class UntrustedCheckpointError(RuntimeError):
+    pass
+
+
+def _safe(loader):
+
+    def load(filename, map_location=None, **kwargs):
+        if os.environ.get(TRUST_ENV) == '1':
+            with _weights_only(False):
+                return loader(filename, map_location, **kwargs)
+        try:
+            with torch.serialization.safe_globals(CHECKPOINT_GLOBALS):
+                return loader(filename, map_location, **kwargs)
+        except pickle.UnpicklingError as err:
+            raise UntrustedCheckpointError(
+                f'Checkpoint {filename} contains a pickled object outside the '
+                f'types an mmengine checkpoint needs ({err}). If you trust '
+                f'this file, set {TRUST_ENV}=1 to load it with full '
+                f'unpickling.') from None
+
+    return load
+
+
+class _weights_only:
+    """Sets torch.load's default ``weights_only`` for a block."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def __enter__(self):
+        self.old = os.environ.get('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD')
+        if not self.value:
+            os.environ['TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD'] = '1'
+
+    def __exit__(self, *exc):
+        if self.old is None:
+            os.environ.pop('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', None)
+        else:
+            os.environ['TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD'] = self.old
+
+
+def register_safe_checkpoint_loaders():
+    CheckpointLoader.register_scheme(
+        prefixes='', loader=_safe(load_from_local), force=True)
+    CheckpointLoader.register_scheme(
+        prefixes=('http://', 'https://'),
+        loader=_safe(load_from_http),
+        force=True)
+
+
+register_safe_checkpoint_loaders()

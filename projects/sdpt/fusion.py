@@ -1,0 +1,211 @@
+"""Where each detector fuses image and text, and how its masks read.
+
+GLIP and Grounding DINO both fuse with mmdet's ``BiMultiHeadAttention``; they
+differ in where those layers sit, in their widths and in their mask
+conventions. A :class:`FusionAdapter` holds exactly those differences, so a
+prompt method is written once against :class:`FusionLayer`.
+"""
+import functools
+import weakref
+from dataclasses import dataclass
+from typing import List, Optional
+
+import torch
+import torch.nn as nn
+from mmdet.models.utils.vlfuse_helper import BiMultiHeadAttention, VLFuse
+from torch import Tensor
+from torch.utils.checkpoint import checkpoint
+
+
+@dataclass
+class FusionLayer:
+    """One image-text fusion attention of a detector."""
+    index: int  # position among the detector's fusion layers
+    name: str  # qualified module name of the BiMultiHeadAttention
+    attention: BiMultiHeadAttention
+    # The module a detector wraps in activation checkpointing around this
+    # attention (None when it has no checkpointing); see
+    # ``FusionAdapter.make_checkpointing_gradient_safe``.
+    checkpointed: Optional[nn.Module]
+
+    @property
+    def v_dim(self) -> int:
+        return self.attention.v_dim
+
+    @property
+    def l_dim(self) -> int:
+        return self.attention.l_dim
+
+    @property
+    def embed_dim(self) -> int:
+        return self.attention.embed_dim
+
+
+def _non_reentrant_checkpoint_forward(original_forward, weak_module, *args,
+                                      **kwargs):
+    module = weak_module()
+    if not (module.training and torch.is_grad_enabled()):
+        return original_forward(module, *args, **kwargs)
+    return checkpoint(
+        original_forward, module, *args, use_reentrant=False, **kwargs)
+
+
+def use_non_reentrant_checkpoint(module: nn.Module) -> None:
+    """Checkpoint ``module`` with torch's non-reentrant checkpoint.
+
+    Why: the reentrant checkpoint (``torch.utils.checkpoint`` with
+    ``use_reentrant=True``, which GLIP's ``VLFuse`` uses) and fairscale's
+    ``checkpoint_wrapper`` (Grounding DINO's ``num_cp``) decide whether the
+    output needs a gradient from the *inputs* only. With a frozen model in
+    front of the fusion, no input requires grad, so parameters inside the
+    checkpointed block (the prompts) silently get no gradient. The
+    non-reentrant variant records the recomputation in the autograd graph and
+    handles parameters correctly, with the same memory saving.
+
+    Only this instance's ``forward`` is replaced (as fairscale does itself);
+    parameter names and the class are untouched, so checkpoints still match.
+    """
+    original_forward = type(module).forward
+    module.forward = functools.partial(_non_reentrant_checkpoint_forward,
+                                       original_forward,
+                                       weakref.ref(module))
+
+
+class FusionAdapter:
+    """Model-specific knowledge a fusion-space prompt needs."""
+
+    #: short name written into prompt checkpoints
+    detector_name = ''
+
+    def fusion_layers(self, detector: nn.Module) -> List[FusionLayer]:
+        raise NotImplementedError
+
+    def make_checkpointing_gradient_safe(self, layer: FusionLayer) -> None:
+        raise NotImplementedError
+
+    # Masks. ``BiMultiHeadAttention`` applies the visual mask with
+    # ``masked_fill(mask, -inf)`` (bool, True = padding) to the text->image
+    # logits, and the text mask additively to the image->text logits: entries
+    # equal to 0 get -9e15, every other entry is added as its value.
+    def extend_visual_mask(self, mask: Optional[Tensor],
+                           num_prompts: int) -> Optional[Tensor]:
+        """Visual mask with ``num_prompts`` visible entries appended."""
+        if mask is None:
+            return None
+        return torch.cat([mask, mask.new_zeros(mask.shape[0], num_prompts)],
+                         dim=1)
+
+    def extend_text_mask(self, mask: Optional[Tensor], batch_size: int,
+                         num_text: int, num_prompts: int, device,
+                         visible: bool) -> Optional[Tensor]:
+        """Text mask with ``num_prompts`` entries appended, visible to image
+        queries or not; original entries behave exactly as before."""
+        raise NotImplementedError
+
+
+class GLIPFusionAdapter(FusionAdapter):
+    """GLIP (early_fuse=True): one ``VLFuse`` per DyHead block of
+    ``bbox_head.head.dyhead_tower``; integer text mask, 1 = real token,
+    0 = padding; no visual mask."""
+    detector_name = 'GLIP'
+
+    def fusion_layers(self, detector):
+        layers = []
+        for name, module in detector.named_modules():
+            if isinstance(module, VLFuse):
+                layers.append(
+                    FusionLayer(
+                        index=len(layers),
+                        name=f'{name}.b_attn.attn',
+                        attention=module.b_attn.attn,
+                        checkpointed=module if module.use_checkpoint else None))
+        if not layers:
+            raise ValueError(
+                'This GLIP has no image-text fusion layer (bbox_head.'
+                'early_fuse=False, as in GLIP-T(A)). Fusion-space prompts '
+                'need the fusion attention: use a GLIP-T(B), GLIP-T(C) or '
+                'GLIP-L config, or set model.detector.bbox_head.early_fuse='
+                'True.')
+        return layers
+
+    def make_checkpointing_gradient_safe(self, layer):
+        vlfuse = layer.checkpointed
+        if vlfuse is None:
+            return
+        # VLFuse calls torch's reentrant checkpoint around ``b_attn``: switch
+        # it off and checkpoint the same block non-reentrantly instead.
+        vlfuse.use_checkpoint = False
+        use_non_reentrant_checkpoint(vlfuse.b_attn)
+
+    def extend_text_mask(self, mask, batch_size, num_text, num_prompts,
+                         device, visible):
+        if mask is None:
+            if visible:
+                return None
+            mask = torch.ones(batch_size, num_text, dtype=torch.long,
+                              device=device)
+        extra = mask.new_full((mask.shape[0], num_prompts), 1 if visible else 0)
+        return torch.cat([mask, extra], dim=1)
+
+
+class GroundingDINOFusionAdapter(FusionAdapter):
+    """Grounding DINO: ``encoder.fusion_layers[*].attn``; boolean masks where
+    True means padding, for text and for the visual tokens.
+
+    mmdet quirk kept as is: the text mask goes through the additive branch of
+    ``BiMultiHeadAttention``, where a bool mask turns into +1 on every entry
+    (``masked_fill(mask == 0, -9e15)`` on a bool tensor yields True), so the
+    base model never masks text padding for image queries. Extending it with
+    any bool value keeps that. To hide prompt entries (reference mode) the mask
+    becomes an integer one: 1 on every original entry (the same +1 shift) and 0
+    on the prompts.
+    """
+    detector_name = 'GroundingDINO'
+
+    def fusion_layers(self, detector):
+        fusion = getattr(getattr(detector, 'encoder', None), 'fusion_layers',
+                         None)
+        if not fusion:
+            raise ValueError(
+                'This Grounding DINO encoder has no fusion layers '
+                '(encoder.fusion_layers is empty): fusion-space prompts need '
+                'them; check model.detector.encoder.fusion_layer_cfg.')
+        layers = []
+        for i, block in enumerate(fusion):
+            wrapped = 'forward' in vars(block)  # fairscale checkpoint_wrapper
+            layers.append(
+                FusionLayer(
+                    index=i,
+                    name=f'encoder.fusion_layers.{i}.attn',
+                    attention=block.attn,
+                    checkpointed=block if wrapped else None))
+        return layers
+
+    def make_checkpointing_gradient_safe(self, layer):
+        if layer.checkpointed is not None:
+            use_non_reentrant_checkpoint(layer.checkpointed)
+
+    def extend_text_mask(self, mask, batch_size, num_text, num_prompts,
+                         device, visible):
+        if visible:
+            if mask is None:
+                return None
+            return torch.cat(
+                [mask, mask.new_zeros(mask.shape[0], num_prompts)], dim=1)
+        ones = torch.ones(batch_size, num_text, dtype=torch.long,
+                          device=device)
+        return torch.cat(
+            [ones, ones.new_zeros(batch_size, num_prompts)], dim=1)
+
+
+def fusion_adapter_for(detector: nn.Module) -> FusionAdapter:
+    """The adapter of an mmdet GLIP or Grounding DINO instance."""
+    from mmdet.models.detectors import GLIP, GroundingDINO
+    if isinstance(detector, GroundingDINO):
+        return GroundingDINOFusionAdapter()
+    if isinstance(detector, GLIP):
+        return GLIPFusionAdapter()
+    raise TypeError(
+        f'Fusion-space prompts support mmdet GLIP and GroundingDINO, got '
+        f'{type(detector).__name__}. Set model.detector to a GLIP or '
+        f'Grounding DINO config.')

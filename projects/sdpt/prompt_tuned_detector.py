@@ -1,0 +1,103 @@
+"""Build an mmdet detector with a prompt-tuning method attached and frozen.
+
+Like peft's ``inject_adapter_in_model``, this returns the mmdet detector
+itself (a ``GLIP`` or ``GroundingDINO`` instance) with the method hooked in as
+``detector.prompt_tuning``: parameter names of the base model are unchanged,
+so mmdet's released weights load with ``load_from`` and mmdet's own inference
+APIs keep working. Everything except the method's parameters (and the extra
+parameters a config names) is frozen here, at build time, before the runner
+wraps the model in DDP.
+
+Config::
+
+    model = dict(
+        type='PromptTunedDetector',
+        detector=<unmodified mmdet GLIP / GroundingDINO model config>,
+        prompt=dict(type='SDPTPrompt', num_tokens=100, layers='all'),
+        extra_trainable=[])  # regexes of parameter names, for ablations
+"""
+import re
+from typing import Dict, List, Sequence
+
+import torch.nn as nn
+from mmdet.registry import MODELS
+from mmengine.logging import print_log
+
+from .fusion import fusion_adapter_for
+from .registry import PROMPT_METHODS
+
+METHOD_ATTR = 'prompt_tuning'
+
+
+def allowed_trainable_names(model: nn.Module) -> List[str]:
+    """Names of the parameters that may train in a prompt-tuned model."""
+    patterns = [re.compile(p) for p in getattr(model, 'extra_trainable', ())]
+    names = []
+    for name, _ in model.named_parameters():
+        if name.startswith(METHOD_ATTR + '.') or any(
+                p.search(name) for p in patterns):
+            names.append(name)
+    return names
+
+
+def trainable_parameter_report(model: nn.Module) -> Dict:
+    """Counts of trainable and all parameters (each tensor counted once)."""
+    trainable = total = 0
+    for param in model.parameters():
+        total += param.numel()
+        if param.requires_grad:
+            trainable += param.numel()
+    return dict(
+        trainable=trainable,
+        total=total,
+        percent=100.0 * trainable / max(total, 1))
+
+
+def format_report(report: Dict) -> str:
+    return (f"trainable params: {report['trainable']:,} || all params: "
+            f"{report['total']:,} || trainable%: {report['percent']:.4f}")
+
+
+def freeze_all_but(model: nn.Module, names: Sequence[str]) -> None:
+    keep = set(names)
+    for name, param in model.named_parameters():
+        param.requires_grad_(name in keep)
+
+
+@MODELS.register_module()
+def PromptTunedDetector(detector: dict,
+                        prompt: dict,
+                        extra_trainable: Sequence[str] = (),
+                        data_preprocessor=None,
+                        init_cfg=None):
+    """Build ``detector``, attach the ``prompt`` method, freeze the rest.
+
+    Args:
+        detector (dict): an mmdet GLIP or GroundingDINO model config.
+        prompt (dict): a method from ``PROMPT_METHODS`` (e.g. ``SDPTPrompt``).
+        extra_trainable (list[str]): regexes of detector parameter names that
+            also train (ablations); empty by default.
+        data_preprocessor: accepted for mmdet config compatibility; the
+            detector's own is used (set it inside ``detector``).
+    """
+    if data_preprocessor is not None and 'data_preprocessor' not in detector:
+        detector = dict(detector, data_preprocessor=data_preprocessor)
+    model = MODELS.build(detector)
+    adapter = fusion_adapter_for(model)
+    method = PROMPT_METHODS.build(prompt)
+    method.attach(model, adapter)
+    model.add_module(METHOD_ATTR, method)
+    model.extra_trainable = list(extra_trainable)
+    freeze_all_but(model, allowed_trainable_names(model))
+    for pattern in model.extra_trainable:
+        if not any(re.search(pattern, n) for n, _ in model.named_parameters()):
+            raise ValueError(
+                f'model.extra_trainable pattern {pattern!r} matches no '
+                f'parameter of {type(model).__name__}.')
+    print_log(
+        f'{type(method).__name__} on {adapter.detector_name}: '
+        f'{len(method.prompted_layers)} prompted fusion layer(s) '
+        f'{[layer.index for layer in method.prompted_layers]}, '
+        f'{format_report(trainable_parameter_report(model))}',
+        logger='current')
+    return model

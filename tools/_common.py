@@ -1,0 +1,35 @@
+"""What tools/train.py and tools/test.py share."""
+import os
+import os.path as osp
+import sys
+import warnings
+
+REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+
+def setup_environment():
+    """Make ``projects.sdpt`` importable and silence known noise."""
+    if REPO_ROOT not in sys.path:
+        sys.path.insert(0, REPO_ROOT)
+    # mmengine imports pkg_resources (kept below setuptools 81, see
+    # requirements.txt), which warns on every import.
+    warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
+    os.environ.setdefault('TOKENIZERS_PARALLELISM', 'false')
+
+
+def load_config(path, cfg_options=None):
+    from mmengine.config import Config, DictAction  # noqa: F401
+    if not osp.isfile(path):
+        raise SystemExit(f'Config file not found: {path}')
+    cfg = Config.fromfile(path)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    # Remember the detector weights before --resume / --checkpoint replace
+    # load_from: prompt checkpoints are completed with them on load.
+    if cfg.get('base_weights') is None and cfg.get('load_from'):
+        cfg.base_weights = cfg.load_from
+    return cfg
+
+
+def default_work_dir(config_path):
+    return osp.join('./work_dirs', osp.splitext(osp.basename(config_path))[0])

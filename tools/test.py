@@ -1,0 +1,75 @@
+"""Evaluate a detector: base weights + a prompt checkpoint (or a full one).
+
+    python tools/test.py CONFIG PROMPT_CHECKPOINT [--out results.pkl]
+        [--show-dir vis] [--work-dir DIR]
+
+A prompt checkpoint (as saved by training) is completed with the config's
+base detector weights (``base_weights``, default its ``load_from``).
+"""
+import argparse
+import os.path as osp
+
+from _common import default_work_dir, load_config, setup_environment
+
+setup_environment()
+
+
+def parse_args():
+    from mmengine.config import DictAction
+    parser = argparse.ArgumentParser(description='Test (and evaluate) a model')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument(
+        'checkpoint',
+        nargs='?',
+        help='prompt (or full) checkpoint; default: the config\'s load_from')
+    parser.add_argument('--work-dir', help='dir for the evaluation metrics')
+    parser.add_argument(
+        '--out', help='dump predictions to a pickle file (.pkl)')
+    parser.add_argument(
+        '--show-dir', help='draw predictions into this dir under work-dir')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config settings, key=value')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    return parser.parse_args()
+
+
+def main():
+    args = parse_args()
+    import os
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    from mmdet.engine.hooks.utils import trigger_visualization_hook
+    from mmdet.utils import setup_cache_size_limit_of_dynamo
+    from mmengine.evaluator import DumpResults
+    from mmengine.runner import Runner
+    setup_cache_size_limit_of_dynamo()
+
+    cfg = load_config(args.config, args.cfg_options)
+    cfg.launcher = args.launcher
+    cfg.work_dir = args.work_dir or cfg.get('work_dir') or default_work_dir(
+        args.config)
+    if args.checkpoint:
+        if not osp.isfile(args.checkpoint) and '://' not in args.checkpoint:
+            raise SystemExit(f'No checkpoint at {args.checkpoint}')
+        cfg.load_from = args.checkpoint
+    if args.show_dir:
+        cfg = trigger_visualization_hook(cfg, args)
+
+    runner = Runner.from_cfg(cfg)
+    if args.out:
+        if not args.out.endswith(('.pkl', '.pickle')):
+            raise SystemExit('--out must be a .pkl or .pickle file')
+        runner.test_evaluator.metrics.append(
+            DumpResults(out_file_path=args.out))
+    runner.test()
+
+
+if __name__ == '__main__':
+    main()
