@@ -1,7 +1,7 @@
 """Parameter-efficient prompt tuning for mmdet's GLIP and Grounding DINO.
 
 Importing this package registers ``PromptTunedDetector`` (mmdet MODELS),
-``PromptTuningHook`` (mmdet HOOKS), the prompt methods (``PROMPT_METHODS``)
+``PromptTuningHook`` (mmdet HOOKS), the prompt methods (mmdet MODELS, e.g. ``SDPTPrompt``)
 and safe loaders for mmengine checkpoints under torch >= 2.6.
 """
 from . import checkpoint  # noqa: F401  (registers the checkpoint loaders)
@@ -10,14 +10,12 @@ from .fusion import (FusionAdapter, GLIPFusionAdapter,
 from .hooks import PromptCheckpointMismatch, PromptTuningHook
 from .prompt_tuned_detector import (PromptTunedDetector,
                                     trainable_parameter_report)
-from .registry import PROMPT_METHODS
 from .sdpt import (FusionPromptMethod, InverseProjection, SDPTPrompt,
                    UnifiedPrototypePrompt)
 
 __all__ = [
     'FusionAdapter', 'GLIPFusionAdapter', 'GroundingDINOFusionAdapter',
     'fusion_adapter_for', 'PromptCheckpointMismatch', 'PromptTuningHook',
-    'PromptTunedDetector', 'trainable_parameter_report', 'PROMPT_METHODS',
-    'FusionPromptMethod', 'InverseProjection', 'SDPTPrompt',
+    'PromptTunedDetector', 'trainable_parameter_report', 'FusionPromptMethod', 'InverseProjection', 'SDPTPrompt',
     'UnifiedPrototypePrompt'
 ]

@@ -24,23 +24,43 @@ TRUST_ENV = 'SDPT_TRUST_CHECKPOINTS'
 
 
 def _numpy_globals():
-    types = [np.ndarray, np.dtype]
-    try:  # numpy >= 1.25 names each dtype class
-        types += [type(np.dtype(t)) for t in
-                  (np.float64, np.float32, np.float16, np.int64, np.int32,
-                   np.uint8, np.bool_)]
-    except TypeError:
-        pass
     try:
         from numpy._core import multiarray
     except ImportError:  # numpy < 2
         from numpy.core import multiarray
-    types += [multiarray._reconstruct, multiarray.scalar]
+    types = [np.ndarray, np.dtype]
+    types += [type(np.dtype(t)) for t in (np.float64, np.float32, np.float16,
+                                          np.int64, np.int32, np.uint8,
+                                          np.bool_)]
+    # Pickles name these after the numpy that wrote them (numpy.core in 1.x,
+    # numpy._core in 2.x): allow both spellings.
+    for name in ('_reconstruct', 'scalar'):
+        func = getattr(multiarray, name)
+        types += [(func, f'numpy.core.multiarray.{name}'),
+                  (func, f'numpy._core.multiarray.{name}')]
     return types
 
 
-CHECKPOINT_GLOBALS = [HistoryBuffer, collections.OrderedDict, slice,
-                      *_numpy_globals()]
+def _history_buffer_getattr(obj, name):
+    """Stands in for ``getattr`` while unpickling.
+
+    mmengine pickles a ``HistoryBuffer``'s statistics methods as
+    ``getattr(HistoryBuffer, 'mean')``. A general ``getattr`` would let a
+    crafted file reach arbitrary objects, so only those lookups pass.
+    """
+    # The built-in statistics are registered lazily, on the first instance.
+    allowed = {'min', 'max', 'current', 'mean', *HistoryBuffer._statistics_methods}
+    if obj is HistoryBuffer and name in allowed:
+        return getattr(obj, name)
+    raise pickle.UnpicklingError(
+        f'getattr({obj!r}, {name!r}) is not allowed in a checkpoint')
+
+
+CHECKPOINT_GLOBALS = [
+    HistoryBuffer, collections.OrderedDict, slice, *_numpy_globals(),
+    (_history_buffer_getattr, 'builtins.getattr'),
+    (_history_buffer_getattr, '__builtin__.getattr')
+]
 
 
 class UntrustedCheckpointError(RuntimeError):

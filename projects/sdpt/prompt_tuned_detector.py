@@ -24,7 +24,6 @@ from mmdet.registry import MODELS
 from mmengine.logging import print_log
 
 from .fusion import fusion_adapter_for
-from .registry import PROMPT_METHODS
 
 METHOD_ATTR = 'prompt_tuning'
 
@@ -74,7 +73,8 @@ def PromptTunedDetector(detector: dict,
 
     Args:
         detector (dict): an mmdet GLIP or GroundingDINO model config.
-        prompt (dict): a method from ``PROMPT_METHODS`` (e.g. ``SDPTPrompt``).
+        prompt (dict): a prompt method registered in mmdet's MODELS (e.g.
+            ``SDPTPrompt``).
         extra_trainable (list[str]): regexes of detector parameter names that
             also train (ablations); empty by default.
         data_preprocessor: accepted for mmdet config compatibility; the
@@ -84,7 +84,7 @@ def PromptTunedDetector(detector: dict,
         detector = dict(detector, data_preprocessor=data_preprocessor)
     model = MODELS.build(detector)
     adapter = fusion_adapter_for(model)
-    method = PROMPT_METHODS.build(prompt)
+    method = MODELS.build(prompt)
     method.attach(model, adapter)
     model.add_module(METHOD_ATTR, method)
     model.extra_trainable = list(extra_trainable)

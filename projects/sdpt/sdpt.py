@@ -27,7 +27,7 @@ import torch.nn as nn
 from torch import Tensor
 
 from .fusion import FusionAdapter, FusionLayer
-from .registry import PROMPT_METHODS
+from mmdet.registry import MODELS
 
 MODES = ('synchronous', 'reference')
 
@@ -224,7 +224,7 @@ class FusionPromptMethod(nn.Module):
             mode=self.mode)
 
 
-@PROMPT_METHODS.register_module()
+@MODELS.register_module()
 class SDPTPrompt(FusionPromptMethod):
     """SDPT: unified prototype tokens mapped by frozen inverse projections.
 
