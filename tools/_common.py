@@ -33,3 +33,25 @@ def load_config(path, cfg_options=None):
 
 def default_work_dir(config_path):
     return osp.join('./work_dirs', osp.splitext(osp.basename(config_path))[0])
+
+
+def setup_cpu_distributed(cfg, launcher):
+    """Let ``--launcher pytorch`` run on machines without a GPU.
+
+    mmengine's launcher calls ``torch.cuda.set_device`` and wraps the model in
+    DDP with ``device_ids=[LOCAL_RANK]``; both fail on CPU. Without CUDA we
+    start the gloo process group ourselves (mmengine then skips its own) and
+    build DDP without device ids. GPU runs are left to mmengine (nccl).
+    """
+    import torch
+    import torch.distributed as dist
+    if launcher == 'none' or torch.cuda.is_available():
+        return
+    cfg.env_cfg.setdefault('dist_cfg', {})['backend'] = 'gloo'
+    if not dist.is_initialized():
+        dist.init_process_group(backend='gloo')
+    cfg.model_wrapper_cfg = dict(
+        type='MMDistributedDataParallel',
+        device_ids=None,
+        broadcast_buffers=False,
+        find_unused_parameters=cfg.get('find_unused_parameters', False))

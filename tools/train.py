@@ -5,7 +5,8 @@
 import argparse
 import os.path as osp
 
-from _common import default_work_dir, load_config, setup_environment
+from _common import (default_work_dir, load_config, setup_cpu_distributed,
+                     setup_environment)
 
 setup_environment()
 
@@ -50,6 +51,7 @@ def main():
 
     cfg = load_config(args.config, args.cfg_options)
     cfg.launcher = args.launcher
+    setup_cpu_distributed(cfg, args.launcher)
     cfg.work_dir = args.work_dir or cfg.get('work_dir') or default_work_dir(
         args.config)
     if args.amp:
