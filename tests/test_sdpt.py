@@ -1,0 +1,218 @@
+"""SDPT numerics and behaviour on tiny GLIP and Grounding DINO."""
+import pytest
+import torch
+import torch.nn as nn
+
+from conftest import build_base, build_model, demo_config, make_batch
+
+DETECTORS = ['glip', 'gdino']
+
+
+# ---- the inverse projection -------------------------------------------------
+def test_inverse_projection_is_the_least_squares_inverse():
+    from projects.sdpt import InverseProjection
+    torch.manual_seed(0)
+    proj = nn.Linear(16, 64).double()
+    nn.init.normal_(proj.bias)
+    tokens = torch.randn(5, 64, dtype=torch.double)
+    image_side = InverseProjection(proj)(tokens.double()).double()
+    assert image_side.shape == (5, 16)
+    W, b = proj.weight.detach(), proj.bias.detach()
+    range_projector = W @ torch.linalg.pinv(W)  # onto range(W) in R^64
+    expected = (tokens - b) @ range_projector.T + b
+    torch.testing.assert_close(
+        proj(image_side).detach(), expected, rtol=1e-4, atol=1e-4)
+    # least squares: the residual is orthogonal to range(W)
+    residual = tokens - proj(image_side).detach()
+    assert (residual @ W).abs().max() < 1e-3
+
+
+def test_inverse_projection_follows_weights_loaded_after_build():
+    from projects.sdpt import InverseProjection
+    proj = nn.Linear(8, 32)
+    inverse = InverseProjection(proj)
+    tokens = torch.randn(3, 32)
+    before = inverse(tokens)
+    assert inverse(tokens) is not before and torch.equal(
+        inverse(tokens), before)
+    proj.load_state_dict({'weight': torch.randn(32, 8), 'bias': proj.bias})
+    after = inverse(tokens)
+    torch.testing.assert_close(
+        after, (tokens - proj.bias.detach()) @ torch.linalg.pinv(
+            proj.weight.detach().t()))
+    assert not torch.allclose(before, after)
+
+
+# ---- whole detectors ---------------------------------------------------------
+def _predict(model, batch):
+    model.eval()
+    with torch.no_grad():
+        results = model(**batch, mode='predict')
+    return [(r.pred_instances.bboxes, r.pred_instances.scores,
+             r.pred_instances.labels) for r in results]
+
+
+def _assert_same_predictions(a, b, exact=True):
+    for (boxes_a, scores_a, labels_a), (boxes_b, scores_b,
+                                        labels_b) in zip(a, b):
+        if exact:
+            assert torch.equal(boxes_a, boxes_b)
+            assert torch.equal(scores_a, scores_b)
+        else:
+            torch.testing.assert_close(boxes_a, boxes_b, atol=1e-4, rtol=1e-4)
+            torch.testing.assert_close(
+                scores_a, scores_b, atol=1e-5, rtol=1e-4)
+        assert torch.equal(labels_a, labels_b)
+
+
+@pytest.mark.parametrize('name', DETECTORS)
+def test_zero_tokens_or_prompts_off_give_the_base_outputs_exactly(
+        name, demo_root):
+    base = build_base(name, demo_root)
+    # Frozen like the prompted model: PyTorch picks other (equally valid)
+    # kernels for parameters that require grad, which changes the last bits
+    # of Grounding DINO's scores even under no_grad.
+    base.requires_grad_(False)
+    cfg = demo_config(name, demo_root)
+    batch = make_batch(base, demo_root, cfg=cfg)
+    expected = _predict(base, batch)
+
+    no_tokens, _ = build_model(name, demo_root, num_tokens=0)
+    no_tokens.load_state_dict(base.state_dict(), strict=False)
+    _assert_same_predictions(_predict(no_tokens, batch), expected)
+
+    prompted, _ = build_model(name, demo_root, num_tokens=8)
+    prompted.load_state_dict(base.state_dict(), strict=False)
+    prompted.prompt_tuning.enabled = False
+    _assert_same_predictions(_predict(prompted, batch), expected)
+    prompted.prompt_tuning.enabled = True
+    with pytest.raises(AssertionError):
+        _assert_same_predictions(_predict(prompted, batch), expected)
+
+
+@pytest.mark.parametrize('name', DETECTORS)
+def test_batch_of_two_gives_each_image_its_predictions_alone(name, demo_root):
+    model, cfg = build_model(name, demo_root, num_tokens=8)
+    together = _predict(model, make_batch(model, demo_root, (1, 2), cfg=cfg))
+    alone = _predict(model, make_batch(model, demo_root, (1, ), cfg=cfg)) + \
+        _predict(model, make_batch(model, demo_root, (2, ), cfg=cfg))
+    _assert_same_predictions(together, alone, exact=False)
+
+
+def _fusion_call(model, name, batch=2, n_v=12, n_l=7):
+    """Inputs of one fusion attention in the detector's mask convention."""
+    layer = model.prompt_tuning.prompted_layers[0]
+    torch.manual_seed(1)
+    vision = torch.randn(batch, n_v, layer.v_dim)
+    lang = torch.randn(batch, n_l, layer.l_dim)
+    if name == 'glip':  # int, 1 = real token
+        mask_l = torch.ones(batch, n_l, dtype=torch.long)
+        mask_l[0, -2:] = 0
+        mask_v = None
+    else:  # bool, True = padding
+        mask_l = torch.zeros(batch, n_l, dtype=torch.bool)
+        mask_l[0, -2:] = True
+        mask_v = torch.zeros(batch, n_v, dtype=torch.bool)
+        mask_v[1, -3:] = True
+    return layer.attention, (vision, lang), dict(
+        attention_mask_v=mask_v, attention_mask_l=mask_l)
+
+
+def _outputs_with_and_without_prompts(model, name):
+    model.eval()
+    attention, args, kwargs = _fusion_call(model, name)
+    with torch.no_grad():
+        prompted = attention(*args, **kwargs)
+        model.prompt_tuning.enabled = False
+        base = attention(*args, **kwargs)
+        model.prompt_tuning.enabled = True
+    assert prompted[0].shape == base[0].shape
+    assert prompted[1].shape == base[1].shape
+    return prompted, base
+
+
+@pytest.mark.parametrize('name', DETECTORS)
+def test_reference_mode_leaves_image_output_unchanged(name, demo_root):
+    model, _ = build_model(name, demo_root, num_tokens=8, mode='reference')
+    (out_v, out_l), (base_v, base_l) = _outputs_with_and_without_prompts(
+        model, name)
+    torch.testing.assert_close(out_v, base_v, rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(out_l, base_l)
+
+
+@pytest.mark.parametrize('name', DETECTORS)
+def test_synchronous_mode_prompts_both_modalities(name, demo_root):
+    model, _ = build_model(name, demo_root, num_tokens=8, mode='synchronous')
+    (out_v, out_l), (base_v, base_l) = _outputs_with_and_without_prompts(
+        model, name)
+    assert not torch.allclose(out_v, base_v)
+    assert not torch.allclose(out_l, base_l)
+
+
+def _raw_train_batch(demo_root, cfg):
+    from mmdet.datasets import CocoDataset
+    from mmengine.dataset import pseudo_collate
+    shapes = demo_root / 'data' / 'demo' / 'shapes'
+    dataset = CocoDataset(
+        data_root=str(shapes),
+        ann_file='annotations/instances_train.json',
+        data_prefix=dict(img='train/'),
+        metainfo=dict(classes=('circle', 'square', 'triangle')),
+        pipeline=[t for t in cfg.train_pipeline if t['type'] != 'RandomFlip'],
+        return_classes=True)
+    return pseudo_collate([dataset[0], dataset[1]])
+
+
+@pytest.mark.parametrize('name', DETECTORS)
+def test_training_changes_only_the_prompts_under_activation_checkpointing(
+        name, demo_root):
+    from mmengine.optim import OptimWrapper
+    model, cfg = build_model(name, demo_root, num_tokens=8)
+    det = cfg.model.detector
+    # the demo configs keep the real configs' activation checkpointing on
+    if name == 'glip':
+        assert det.bbox_head.use_checkpoint
+    else:
+        assert det.encoder.num_cp > 0
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    assert trainable and all(
+        n.startswith('prompt_tuning.') for n, p in model.named_parameters()
+        if p.requires_grad)
+    frozen_outputs = []
+    model.backbone.register_forward_hook(
+        lambda m, i, o: frozen_outputs.extend(o))
+    wrapper = OptimWrapper(torch.optim.AdamW(trainable, lr=1e-2))
+    model.train()
+    batch = _raw_train_batch(demo_root, cfg)
+    for _ in range(2):
+        losses = model.train_step(batch, wrapper)
+    assert all(torch.isfinite(v) for v in losses.values())
+    # frozen modules before the first prompt ran without autograd
+    assert frozen_outputs and not any(o.requires_grad for o in frozen_outputs)
+    changed = {
+        k for k, v in model.state_dict().items() if not torch.equal(
+            v, before[k])
+    }
+    prompt_keys = {k for k in before if k.startswith('prompt_tuning.')}
+    assert changed == prompt_keys, changed ^ prompt_keys
+
+
+def test_glip_without_fusion_is_refused(demo_root):
+    from mmdet.registry import MODELS
+    cfg = demo_config('glip', demo_root)
+    cfg.model.detector.bbox_head.early_fuse = False
+    with pytest.raises(ValueError, match='early_fuse'):
+        MODELS.build(cfg.model)
+
+
+def test_layer_selection_and_sharing(demo_root):
+    model, _ = build_model(
+        'gdino', demo_root, num_tokens=4, share_across_layers=True)
+    assert [l.index for l in model.prompt_tuning.prompted_layers] == [0, 1]
+    assert sum(p.numel() for p in model.parameters()
+               if p.requires_grad) == 4 * 1024
+    model, _ = build_model('gdino', demo_root, num_tokens=4, layers=[1])
+    assert list(model.prompt_tuning.prototypes) == ['layer1']
+    with pytest.raises(ValueError, match='fusion layer 5'):
+        build_model('gdino', demo_root, num_tokens=4, layers=[5])
