@@ -27,6 +27,10 @@ def parse_args():
     parser.add_argument(
         '--out', help='dump predictions to a pickle file (.pkl)')
     parser.add_argument(
+        '--show', action='store_true', help='show predictions in a window')
+    parser.add_argument(
+        '--wait-time', type=float, default=2, help='seconds per shown image')
+    parser.add_argument(
         '--show-dir', help='draw predictions into this dir under work-dir')
     parser.add_argument(
         '--cfg-options',
@@ -61,7 +65,7 @@ def main():
         if not osp.isfile(args.checkpoint) and '://' not in args.checkpoint:
             raise SystemExit(f'No checkpoint at {args.checkpoint}')
         cfg.load_from = args.checkpoint
-    if args.show_dir:
+    if args.show or args.show_dir:
         cfg = trigger_visualization_hook(cfg, args)
 
     runner = Runner.from_cfg(cfg)
