@@ -1,0 +1,40 @@
+"""Build a config's model (no weights loaded) and print what trains.
+
+    python tools/print_trainable.py CONFIG [--lang-model PATH]
+
+``--lang-model`` points the text encoder at a local BERT directory (offline
+machines); the counts do not depend on its weights, only on its size.
+"""
+import argparse
+
+from _common import load_config, setup_environment
+
+setup_environment()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument('config')
+    parser.add_argument('--lang-model', help='local BERT directory')
+    args = parser.parse_args()
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+    from projects.sdpt.prompt_tuned_detector import (
+        format_report, trainable_parameter_report)
+    register_all_modules()
+    cfg = load_config(args.config)
+    detector = cfg.model.get('detector', cfg.model)
+    if args.lang_model:
+        detector.language_model.name = args.lang_model
+        if 'lang_model_name' in detector.get('bbox_head', {}):
+            detector.bbox_head.lang_model_name = args.lang_model
+    model = MODELS.build(cfg.model)
+    report = trainable_parameter_report(model)
+    print(f'{args.config}: {format_report(report)}')
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            print(f'  {name}: {tuple(param.shape)}')
+
+
+if __name__ == '__main__':
+    main()
