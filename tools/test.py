@@ -75,6 +75,12 @@ def main():
         runner.test_evaluator.metrics.append(
             DumpResults(out_file_path=args.out))
     runner.test()
+    # Leave the process group cleanly: gloo aborts at interpreter exit
+    # when a group is still alive.
+    import torch.distributed as dist
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 if __name__ == '__main__':

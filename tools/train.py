@@ -70,6 +70,12 @@ def main():
 
     runner = Runner.from_cfg(cfg)
     runner.train()
+    # Leave the process group cleanly: gloo aborts at interpreter exit
+    # when a group is still alive.
+    import torch.distributed as dist
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 if __name__ == '__main__':
