@@ -18,7 +18,7 @@ def setup_environment():
 
 
 def load_config(path, cfg_options=None):
-    from mmengine.config import Config, DictAction  # noqa: F401
+    from mmengine.config import Config
     if not osp.isfile(path):
         raise SystemExit(f'Config file not found: {path}')
     cfg = Config.fromfile(path)

@@ -11,6 +11,7 @@ message; a user who trusts the file can set ``SDPT_TRUST_CHECKPOINTS=1`` to
 load it with full unpickling.
 """
 import collections
+import contextlib
 import os
 import pickle
 
@@ -86,22 +87,19 @@ def _safe(loader):
     return load
 
 
-class _weights_only:
+@contextlib.contextmanager
+def _weights_only(value):
     """Sets torch.load's default ``weights_only`` for a block."""
-
-    def __init__(self, value):
-        self.value = value
-
-    def __enter__(self):
-        self.old = os.environ.get('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD')
-        if not self.value:
-            os.environ['TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD'] = '1'
-
-    def __exit__(self, *exc):
-        if self.old is None:
+    old = os.environ.get('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD')
+    if not value:
+        os.environ['TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD'] = '1'
+    try:
+        yield
+    finally:
+        if old is None:
             os.environ.pop('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', None)
         else:
-            os.environ['TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD'] = self.old
+            os.environ['TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD'] = old
 
 
 def register_safe_checkpoint_loaders():
