@@ -16,7 +16,7 @@ detector.num_queries = 100
 detector.language_model.name = lang_model_name
 detector.backbone.update(
     embed_dims=32, depths=[1, 1, 1, 1], num_heads=[1, 2, 4, 8],
-    drop_path_rate=0.0, with_cp=False)
+    drop_path_rate=0.0, with_cp=True)  # as the real fine-tune config
 detector.neck.in_channels = [64, 128, 256]
 detector.encoder.update(num_layers=2, num_cp=2)
 detector.encoder.layer_cfg.ffn_cfg.feedforward_channels = 256

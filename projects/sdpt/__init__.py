@@ -1,7 +1,8 @@
 """Parameter-efficient prompt tuning for mmdet's GLIP and Grounding DINO.
 
 Importing this package registers ``PromptTunedDetector`` (mmdet MODELS),
-``PromptTuningHook`` (mmdet HOOKS), the prompt methods (mmdet MODELS, e.g. ``SDPTPrompt``)
+``PromptTuningHook`` (mmdet HOOKS), the prompt methods (mmdet MODELS: ``SDPTPrompt``, ``DPTPrompt``,
+``TextContextPrompt``, ``VisualDeepPrompt``, ``IndependentDualPrompt``)
 and safe loaders for mmengine checkpoints under torch >= 2.6.
 """
 from . import checkpoint  # noqa: F401  (registers the checkpoint loaders)
@@ -10,12 +11,19 @@ from .fusion import (FusionAdapter, GLIPFusionAdapter,
 from .hooks import PromptCheckpointMismatch, PromptTuningHook
 from .prompt_tuned_detector import (PromptTunedDetector,
                                     trainable_parameter_report)
+from .dpt import ClassAwareVisualPrompt, DPTPrompt
+from .independent_dual import IndependentDualPrompt
+from .method import PromptMethod
 from .sdpt import (FusionPromptMethod, InverseProjection, SDPTPrompt,
                    UnifiedPrototypePrompt)
+from .text_prompt import TextContextPrompt
+from .visual_prompt import VisualDeepPrompt
 
 __all__ = [
     'FusionAdapter', 'GLIPFusionAdapter', 'GroundingDINOFusionAdapter',
     'fusion_adapter_for', 'PromptCheckpointMismatch', 'PromptTuningHook',
-    'PromptTunedDetector', 'trainable_parameter_report', 'FusionPromptMethod', 'InverseProjection', 'SDPTPrompt',
-    'UnifiedPrototypePrompt'
+    'PromptTunedDetector', 'trainable_parameter_report', 'PromptMethod',
+    'FusionPromptMethod', 'InverseProjection', 'SDPTPrompt',
+    'UnifiedPrototypePrompt', 'IndependentDualPrompt', 'TextContextPrompt',
+    'VisualDeepPrompt', 'DPTPrompt', 'ClassAwareVisualPrompt'
 ]

@@ -83,6 +83,30 @@ class FusionAdapter:
     def make_checkpointing_gradient_safe(self, layer: FusionLayer) -> None:
         raise NotImplementedError
 
+    # Both detectors embed text with mmdet's ``BertModel`` and see images
+    # through mmdet's ``SwinTransformer`` (in every released config).
+    def text_input_embeddings(self, detector: nn.Module) -> nn.Embedding:
+        """The word embedding table of the text encoder."""
+        try:
+            hf_model = detector.language_model.language_backbone.body.model
+        except AttributeError:
+            raise TypeError(
+                f'{self.detector_name}: text prompts need mmdet\'s BertModel '
+                f'as model.detector.language_model (type=\'BertModel\').'
+            ) from None
+        return hf_model.get_input_embeddings()
+
+    def image_backbone(self, detector: nn.Module) -> nn.Module:
+        """The Swin backbone visual prompts go into."""
+        from mmdet.models.backbones import SwinTransformer
+        backbone = detector.backbone
+        if not isinstance(backbone, SwinTransformer):
+            raise TypeError(
+                f'Visual prompts support a SwinTransformer backbone, this '
+                f'{self.detector_name} has {type(backbone).__name__}; set '
+                f"model.detector.backbone.type='SwinTransformer'.")
+        return backbone
+
     # Masks. ``BiMultiHeadAttention`` applies the visual mask with
     # ``masked_fill(mask, -inf)`` (bool, True = padding) to the text->image
     # logits, and the text mask additively to the image->text logits: entries

@@ -20,9 +20,8 @@ from .prompt_tuned_detector import (METHOD_ATTR, allowed_trainable_names,
                                     format_report, trainable_parameter_report)
 
 META_KEY = 'prompt_tuning'
-# Signature fields that must agree for a prompt checkpoint to load.
-MUST_MATCH = ('method', 'detector', 'num_tokens', 'layers',
-              'share_across_layers')
+# Metadata next to the method's signature in a prompt checkpoint.
+RECORD_ONLY = ('full_model', 'base_weights')
 
 
 class PromptCheckpointMismatch(ValueError):
@@ -49,9 +48,13 @@ def check_prompt_checkpoint(meta: dict, model, source: str) -> None:
             f'model has no prompt-tuning method: use a config with '
             f"model.type='PromptTunedDetector'.")
     ours = method.signature()
+    loose = set(RECORD_ONLY) | set(method.LOOSE_SIGNATURE_FIELDS)
+    # 'method' and 'detector' first: they explain every other difference.
+    keys = ['method', 'detector'] + sorted((set(meta) | set(ours)) - loose -
+                                           {'method', 'detector'})
     diffs = [
         f'{k}: {meta.get(k)!r} in the checkpoint vs {ours.get(k)!r} in the '
-        f'config' for k in MUST_MATCH if meta.get(k) != ours.get(k)
+        f'config' for k in keys if meta.get(k) != ours.get(k)
     ]
     if diffs:
         raise PromptCheckpointMismatch(
@@ -97,8 +100,10 @@ class PromptTuningHook(Hook):
                 f'them in model.extra_trainable if that is intended.')
         if not training:
             raise RuntimeError(
-                'No parameter trains: the prompt method has no tokens '
-                '(num_tokens=0?) and model.extra_trainable is empty.')
+                'No parameter trains: the config has no prompt method '
+                '(a zero-shot config: evaluate it with tools/test.py) or its '
+                'method has no tokens (num_tokens=0), and '
+                'model.extra_trainable is empty.')
         runner.logger.info(
             f'Prompt tuning: {format_report(trainable_parameter_report(model))}')
 

@@ -15,9 +15,13 @@ Config::
         detector=<unmodified mmdet GLIP / GroundingDINO model config>,
         prompt=dict(type='SDPTPrompt', num_tokens=100, layers='all'),
         extra_trainable=[])  # regexes of parameter names, for ablations
+
+The two ends of every comparison use the same wrapper: ``prompt=None`` is the
+zero-shot detector (nothing trains; evaluate it with ``tools/test.py``) and
+``prompt=None, extra_trainable=['.*']`` is full fine-tuning.
 """
 import re
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import torch.nn as nn
 from mmdet.registry import MODELS
@@ -65,7 +69,7 @@ def freeze_all_but(model: nn.Module, names: Sequence[str]) -> None:
 
 @MODELS.register_module()
 def PromptTunedDetector(detector: dict,
-                        prompt: dict,
+                        prompt: Optional[dict] = None,
                         extra_trainable: Sequence[str] = (),
                         data_preprocessor=None,
                         init_cfg=None):
@@ -73,8 +77,10 @@ def PromptTunedDetector(detector: dict,
 
     Args:
         detector (dict): an mmdet GLIP or GroundingDINO model config.
-        prompt (dict): a prompt method registered in mmdet's MODELS (e.g.
-            ``SDPTPrompt``).
+        prompt (dict, optional): a prompt method registered in mmdet's
+            MODELS (``SDPTPrompt``, ``DPTPrompt``, ``TextContextPrompt``,
+            ``VisualDeepPrompt``, ``IndependentDualPrompt``); None for the
+            zero-shot detector or full fine-tuning.
         extra_trainable (list[str]): regexes of detector parameter names that
             also train (ablations); empty by default.
         data_preprocessor: accepted for mmdet config compatibility; the
@@ -84,9 +90,11 @@ def PromptTunedDetector(detector: dict,
         detector = dict(detector, data_preprocessor=data_preprocessor)
     model = MODELS.build(detector)
     adapter = fusion_adapter_for(model)
-    method = MODELS.build(prompt)
-    method.attach(model, adapter)
-    model.add_module(METHOD_ATTR, method)
+    method = None
+    if prompt is not None:
+        method = MODELS.build(prompt)
+        method.attach(model, adapter)
+        model.add_module(METHOD_ATTR, method)
     model.extra_trainable = list(extra_trainable)
     freeze_all_but(model, allowed_trainable_names(model))
     for pattern in model.extra_trainable:
@@ -95,9 +103,8 @@ def PromptTunedDetector(detector: dict,
                 f'model.extra_trainable pattern {pattern!r} matches no '
                 f'parameter of {type(model).__name__}.')
     print_log(
-        f'{type(method).__name__} on {adapter.detector_name}: '
-        f'{len(method.prompted_layers)} prompted fusion layer(s) '
-        f'{[layer.index for layer in method.prompted_layers]}, '
+        f'{type(method).__name__ if method else "No prompt method"} on '
+        f'{adapter.detector_name}: '
         f'{format_report(trainable_parameter_report(model))}',
         logger='current')
     return model

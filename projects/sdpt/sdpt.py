@@ -26,8 +26,10 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from .fusion import FusionAdapter, FusionLayer
 from mmdet.registry import MODELS
+
+from .fusion import FusionAdapter, FusionLayer
+from .method import PromptMethod
 
 MODES = ('synchronous', 'reference')
 
@@ -106,7 +108,7 @@ def _split_attention_call(args, kwargs):
     return [values.get(n) for n in names]
 
 
-class FusionPromptMethod(nn.Module):
+class FusionPromptMethod(PromptMethod):
     """Base of methods that add tokens to the inputs of fusion attentions.
 
     A subclass says which tokens each prompted layer appends on the image side
@@ -128,8 +130,6 @@ class FusionPromptMethod(nn.Module):
         self.num_tokens = num_tokens
         self.layers = layers
         self.mode = mode
-        self.enabled = True
-        self._hooks = []
         self.adapter: Optional[FusionAdapter] = None
         self.prompted_layers: List[FusionLayer] = []
 
@@ -170,10 +170,10 @@ class FusionPromptMethod(nn.Module):
             return self
         for layer in self.prompted_layers:
             adapter.make_checkpointing_gradient_safe(layer)
-            self._hooks.append(
+            self._keep(
                 layer.attention.register_forward_pre_hook(
                     self._make_input_hook(layer), with_kwargs=True))
-            self._hooks.append(
+            self._keep(
                 layer.attention.register_forward_hook(self._drop_prompt_rows))
         return self
 
@@ -208,17 +208,10 @@ class FusionPromptMethod(nn.Module):
         out_v, out_l = output
         return out_v[:, :-self.num_tokens], out_l[:, :-self.num_tokens]
 
-    def detach(self):
-        """Remove the hooks (the detector is the base model again)."""
-        for handle in self._hooks:
-            handle.remove()
-        self._hooks.clear()
-
     def signature(self) -> Dict:
         """What a checkpoint of this method must match to load."""
         return dict(
-            method=type(self).__name__,
-            detector=self.adapter.detector_name if self.adapter else None,
+            super().signature(),
             num_tokens=self.num_tokens,
             layers=[layer.index for layer in self.prompted_layers],
             mode=self.mode)

@@ -1,0 +1,139 @@
+"""Every method of the zoo on tiny GLIP and Grounding DINO: only its own
+parameters train, switched off it is the base detector exactly, batches of
+two keep each image's shapes and masks."""
+import pytest
+import torch
+
+from conftest import build_base, demo_config, make_batch
+
+DETECTORS = ['glip', 'gdino']
+CLASSES = ('circle', 'square', 'triangle')
+METHODS = {
+    'sdpt': dict(type='SDPTPrompt', num_tokens=4),
+    'sdpt_reference': dict(type='SDPTPrompt', num_tokens=4, mode='reference'),
+    'independent_dual': dict(type='IndependentDualPrompt', num_tokens=4),
+    'text': dict(type='TextContextPrompt', num_context=4),
+    'text_per_class': dict(
+        type='TextContextPrompt', num_context=2, class_specific=True,
+        classes=CLASSES),
+    'visual': dict(type='VisualDeepPrompt', num_tokens=3),
+    'dpt': dict(type='DPTPrompt', text=dict(num_context=4),
+                visual=dict(num_tokens=3)),
+    # 3 classes > 2 candidates: candidates come from the zero-shot detector
+    'dpt_zero_shot_candidates': dict(
+        type='DPTPrompt', text=dict(num_context=2), visual=dict(num_tokens=2),
+        num_candidates=2),
+}
+
+
+def build(name, demo_root, prompt, seed=0, **model):
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+    register_all_modules()
+    cfg = demo_config(name, demo_root)
+    cfg.model.prompt = prompt
+    cfg.model.update(model)
+    torch.manual_seed(seed)
+    return MODELS.build(cfg.model), cfg
+
+
+def _raw_train_batch(demo_root, cfg, image_ids=(0, 1)):
+    from mmdet.datasets import CocoDataset
+    from mmengine.dataset import pseudo_collate
+    shapes = demo_root / 'data' / 'demo' / 'shapes'
+    dataset = CocoDataset(
+        data_root=str(shapes),
+        ann_file='annotations/instances_train.json',
+        data_prefix=dict(img='train/'),
+        metainfo=dict(classes=CLASSES),
+        pipeline=[t for t in cfg.train_pipeline if t['type'] != 'RandomFlip'],
+        return_classes=True)
+    return pseudo_collate([dataset[i] for i in image_ids])
+
+
+def _predict(model, batch):
+    model.eval()
+    with torch.no_grad():
+        results = model(**batch, mode='predict')
+    return [(r.pred_instances.bboxes, r.pred_instances.scores,
+             r.pred_instances.labels) for r in results]
+
+
+def _same(a, b):
+    return all(
+        torch.equal(x, y) for pa, pb in zip(a, b) for x, y in zip(pa, pb))
+
+
+@pytest.fixture(scope='module', params=DETECTORS)
+def base(request, demo_root):
+    name = request.param
+    model = build_base(name, demo_root)
+    # frozen like the prompted models (see test_sdpt: kernels differ in the
+    # last bits when parameters require grad)
+    model.requires_grad_(False)
+    cfg = demo_config(name, demo_root)
+    batch = make_batch(model, demo_root, cfg=cfg)
+    return name, model, batch, _predict(model, batch)
+
+
+@pytest.mark.parametrize('method', list(METHODS))
+def test_method_off_is_the_base_model_and_on_changes_it(method, base,
+                                                        demo_root):
+    name, base_model, batch, expected = base
+    model, _ = build(name, demo_root, METHODS[method])
+    missing, unexpected = model.load_state_dict(
+        base_model.state_dict(), strict=False)
+    assert not unexpected
+    assert all(k.startswith('prompt_tuning.') for k in missing)
+    model.prompt_tuning.enabled = False
+    assert _same(_predict(model, batch), expected)
+    model.prompt_tuning.enabled = True
+    assert not _same(_predict(model, batch), expected)
+    model.prompt_tuning.detach()
+    assert _same(_predict(model, batch), expected)
+
+
+@pytest.mark.parametrize('method', list(METHODS))
+@pytest.mark.parametrize('name', DETECTORS)
+def test_training_changes_only_the_method_parameters(name, method,
+                                                     demo_root):
+    model, cfg = build(name, demo_root, METHODS[method])
+    model.init_weights()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    named = dict(model.named_parameters())
+    trainable = [n for n, p in named.items() if p.requires_grad]
+    assert trainable and all(n.startswith('prompt_tuning.') for n in trainable)
+    optimizer = torch.optim.SGD([named[n] for n in trainable], lr=10.0)
+    model.train()
+    batch = _raw_train_batch(demo_root, cfg)
+    data = model.data_preprocessor(batch, True)
+    losses = model(**data, mode='loss')
+    if method.startswith('dpt'):
+        assert 'loss_class_aware' in losses
+    loss, _ = model.parse_losses(losses)
+    assert torch.isfinite(loss)
+    loss.backward()
+    no_grad = [n for n in trainable if named[n].grad is None]
+    assert not no_grad, f'no gradient reached {no_grad}'
+    optimizer.step()
+    changed = {
+        k for k, v in model.state_dict().items()
+        if not torch.equal(v, before[k])
+    }
+    assert changed and changed <= set(trainable), changed - set(trainable)
+
+
+@pytest.mark.parametrize('method', ['text_per_class', 'visual', 'dpt'])
+@pytest.mark.parametrize('name', DETECTORS)
+def test_batch_of_two_gives_each_image_its_predictions_alone(
+        name, method, demo_root):
+    model, cfg = build(name, demo_root, METHODS[method])
+    model.init_weights()
+    together = _predict(model, make_batch(model, demo_root, (1, 2), cfg=cfg))
+    alone = _predict(model, make_batch(model, demo_root, (1, ), cfg=cfg)) + \
+        _predict(model, make_batch(model, demo_root, (2, ), cfg=cfg))
+    for (boxes_a, scores_a, labels_a), (boxes_b, scores_b,
+                                        labels_b) in zip(together, alone):
+        torch.testing.assert_close(boxes_a, boxes_b, atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(scores_a, scores_b, atol=1e-5, rtol=1e-4)
+        assert torch.equal(labels_a, labels_b)
