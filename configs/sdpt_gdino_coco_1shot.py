@@ -25,6 +25,8 @@ model = dict(
         layers=[0],
         mode='synchronous',
         init='uniform'))
+# How tools/compare.py labels this run.
+experiment = dict(method='SDPT', detector='Grounding DINO-T', task='COCO 1-shot')
 
 shots, seed = 1, 3
 train_pipeline = [

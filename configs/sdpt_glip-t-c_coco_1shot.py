@@ -14,5 +14,6 @@ model = dict(
         neck=dict(in_channels=[192, 384, 768]),
         bbox_head=dict(num_dyhead_blocks=6)),
     prompt=dict(num_tokens=45))
+experiment = dict(detector='GLIP-T(C)')
 
 load_from = 'https://download.openmmlab.com/mmdetection/v3.0/glip/glip_tiny_c_mmdet-2fc427dd.pth'  # noqa

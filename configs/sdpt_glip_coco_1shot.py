@@ -26,6 +26,8 @@ model = dict(
         layers=[0],
         mode='synchronous',
         init='uniform'))
+# How tools/compare.py labels this run.
+experiment = dict(method='SDPT', detector='GLIP-L', task='COCO 1-shot')
 
 shots, seed = 1, 3
 train_pipeline = [

@@ -8,3 +8,4 @@ _base_ = './sdpt_glip_coco_1shot.py'
 
 model = dict(
     prompt=dict(num_tokens=700, layers='all', mode='reference'))
+experiment = dict(method='SDPT (reference code, K=700)')

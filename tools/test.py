@@ -1,7 +1,7 @@
 """Evaluate a detector: base weights + a prompt checkpoint (or a full one).
 
     python tools/test.py CONFIG PROMPT_CHECKPOINT [--out results.pkl]
-        [--show-dir vis] [--work-dir DIR]
+        [--show-dir vis] [--work-dir DIR] [--metrics-out metrics.json]
 
 A prompt checkpoint (as saved by training) is completed with the config's
 base detector weights (``base_weights``, default its ``load_from``).
@@ -26,6 +26,8 @@ def parse_args():
     parser.add_argument('--work-dir', help='dir for the evaluation metrics')
     parser.add_argument(
         '--out', help='dump predictions to a pickle file (.pkl)')
+    parser.add_argument(
+        '--metrics-out', help='write the evaluation metrics to this .json')
     parser.add_argument(
         '--show', action='store_true', help='show predictions in a window')
     parser.add_argument(
@@ -74,7 +76,14 @@ def main():
             raise SystemExit('--out must be a .pkl or .pickle file')
         runner.test_evaluator.metrics.append(
             DumpResults(out_file_path=args.out))
-    runner.test()
+    metrics = runner.test()
+    if args.metrics_out:
+        import json
+        from mmengine.dist import is_main_process
+        if is_main_process():
+            with open(args.metrics_out, 'w') as f:
+                json.dump({k: float(v) if isinstance(v, (int, float)) else v
+                           for k, v in metrics.items()}, f, indent=2)
     # Leave the process group cleanly: gloo aborts at interpreter exit
     # when a group is still alive.
     import torch.distributed as dist

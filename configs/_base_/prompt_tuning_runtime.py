@@ -1,5 +1,6 @@
 # Shared by every prompt-tuning config: registers the plugin and turns on the
 # hook that checks what trains, saves prompt-only checkpoints and completes
-# them with the base weights on load.
+# them with the base weights on load, and the hook that records step time and
+# peak memory (train_cost.json in the work dir, read by tools/compare.py).
 custom_imports = dict(imports=['projects.sdpt'], allow_failed_imports=False)
-custom_hooks = [dict(type='PromptTuningHook')]
+custom_hooks = [dict(type='PromptTuningHook'), dict(type='TrainCostHook')]

@@ -32,6 +32,8 @@ model = dict(
     detector=detector,
     prompt=dict(type='SDPTPrompt', num_tokens=16, layers='all',
                 mode='synchronous'))
+# How tools/compare.py labels this run.
+experiment = dict(method='SDPT', detector='Grounding DINO (tiny)', task='shapes (demo)')
 
 base_weights = demo_root + 'gdino_tiny_base.pth'
 load_from = base_weights

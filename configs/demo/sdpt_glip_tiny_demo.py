@@ -28,6 +28,8 @@ model = dict(
     detector=detector,
     prompt=dict(type='SDPTPrompt', num_tokens=16, layers='all',
                 mode='synchronous'))
+# How tools/compare.py labels this run.
+experiment = dict(method='SDPT', detector='GLIP (tiny)', task='shapes (demo)')
 
 base_weights = demo_root + 'glip_tiny_base.pth'
 load_from = base_weights

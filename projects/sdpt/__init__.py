@@ -6,6 +6,7 @@ Importing this package registers ``PromptTunedDetector`` (mmdet MODELS),
 and safe loaders for mmengine checkpoints under torch >= 2.6.
 """
 from . import checkpoint  # noqa: F401  (registers the checkpoint loaders)
+from .cost import TrainCostHook
 from .fusion import (FusionAdapter, GLIPFusionAdapter,
                      GroundingDINOFusionAdapter, fusion_adapter_for)
 from .hooks import PromptCheckpointMismatch, PromptTuningHook
@@ -22,7 +23,8 @@ from .visual_prompt import VisualDeepPrompt
 __all__ = [
     'FusionAdapter', 'GLIPFusionAdapter', 'GroundingDINOFusionAdapter',
     'fusion_adapter_for', 'PromptCheckpointMismatch', 'PromptTuningHook',
-    'PromptTunedDetector', 'trainable_parameter_report', 'PromptMethod',
+    'PromptTunedDetector', 'trainable_parameter_report', 'TrainCostHook',
+    'PromptMethod',
     'FusionPromptMethod', 'InverseProjection', 'SDPTPrompt',
     'UnifiedPrototypePrompt', 'IndependentDualPrompt', 'TextContextPrompt',
     'VisualDeepPrompt', 'DPTPrompt', 'ClassAwareVisualPrompt'
