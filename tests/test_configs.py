@@ -37,3 +37,43 @@ def test_real_config(name):
         assert cfg.model.detector.bbox_head.use_checkpoint
     else:
         assert cfg.model.detector.encoder.num_cp == 6
+
+
+ZOO_TYPES = {
+    'zero_shot': None,
+    'full_ft': None,
+    'text': 'TextContextPrompt',
+    'visual': 'VisualDeepPrompt',
+    'dpt': 'DPTPrompt',
+    'independent_dual': 'IndependentDualPrompt',
+    'sdpt_reference': 'SDPTPrompt',
+}
+ZOO_BASES = {
+    'zoo/{}_glip_coco_1shot.py': 'sdpt_glip_coco_1shot.py',
+    'zoo/{}_gdino_coco_1shot.py': 'sdpt_gdino_coco_1shot.py',
+    'demo/zoo/{}_glip_tiny_demo.py': 'demo/sdpt_glip_tiny_demo.py',
+    'demo/zoo/{}_gdino_tiny_demo.py': 'demo/sdpt_gdino_tiny_demo.py',
+}
+
+
+@pytest.mark.parametrize('pattern', sorted(ZOO_BASES))
+def test_zoo_configs_change_only_the_method(pattern):
+    """Every method runs on its base config's detector, data and schedule."""
+    base = Config.fromfile(osp.join(REPO_ROOT, 'configs', ZOO_BASES[pattern]))
+    for method, prompt_type in ZOO_TYPES.items():
+        cfg = Config.fromfile(
+            osp.join(REPO_ROOT, 'configs', pattern.format(method)))
+        prompt = cfg.model.prompt
+        assert (prompt and prompt.type) == prompt_type, method
+        assert cfg.model.detector == base.model.detector
+        for key in ('train_dataloader', 'test_dataloader', 'train_cfg',
+                    'load_from', 'custom_hooks', 'test_evaluator'):
+            assert cfg[key] == base[key], (method, key)
+        if not (method == 'full_ft' and 'demo' in pattern):
+            assert cfg.optim_wrapper == base.optim_wrapper, method
+        assert cfg.experiment.detector == base.experiment.detector
+        assert cfg.get('evaluate_only', False) == (method == 'zero_shot')
+        if method == 'full_ft':
+            assert cfg.model.extra_trainable == ['.*']
+        if method == 'sdpt_reference':
+            assert prompt.mode == 'reference'

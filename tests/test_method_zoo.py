@@ -137,3 +137,33 @@ def test_batch_of_two_gives_each_image_its_predictions_alone(
         torch.testing.assert_close(boxes_a, boxes_b, atol=1e-4, rtol=1e-4)
         torch.testing.assert_close(scores_a, scores_b, atol=1e-5, rtol=1e-4)
         assert torch.equal(labels_a, labels_b)
+
+
+@pytest.mark.parametrize('method', ['text', 'visual', 'dpt',
+                                    'independent_dual'])
+def test_checkpoint_holds_only_the_method_and_refuses_other_methods(
+        method, demo_root):
+    from types import SimpleNamespace
+
+    from projects.sdpt import PromptCheckpointMismatch, PromptTuningHook
+    from projects.sdpt.hooks import check_prompt_checkpoint
+    model, _ = build('gdino', demo_root, METHODS[method])
+    runner = SimpleNamespace(model=model, cfg=dict(load_from='base.pth'))
+    checkpoint = dict(state_dict=model.state_dict(), meta={})
+    PromptTuningHook().before_save_checkpoint(runner, checkpoint)
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert set(checkpoint['state_dict']) == trainable
+    meta = checkpoint['meta']['prompt_tuning']
+    assert meta['method'] == type(model.prompt_tuning).__name__
+    check_prompt_checkpoint(meta, model, 'ckpt.pth')  # its own: loads
+    other, _ = build('gdino', demo_root, METHODS['sdpt'])
+    with pytest.raises(PromptCheckpointMismatch, match='method: '):
+        check_prompt_checkpoint(meta, other, 'ckpt.pth')
+    bigger = dict(METHODS[method])
+    key = {'text': 'num_context', 'visual': 'num_tokens',
+           'independent_dual': 'num_tokens'}.get(method)
+    if key:
+        bigger[key] += 1
+        resized, _ = build('gdino', demo_root, bigger)
+        with pytest.raises(PromptCheckpointMismatch, match=key):
+            check_prompt_checkpoint(meta, resized, 'ckpt.pth')
