@@ -82,3 +82,13 @@ def make_batch(model, demo_root, image_ids=(1, 2), train=False, cfg=None):
         test_mode=not train)
     items = [dataset[i - 1] for i in image_ids]
     return model.data_preprocessor(pseudo_collate(items), training=train)
+
+
+def predict(model, batch):
+    """(boxes, scores, labels) of each image, in eval mode, without grad."""
+    import torch
+    model.eval()
+    with torch.no_grad():
+        results = model(**batch, mode='predict')
+    return [(r.pred_instances.bboxes, r.pred_instances.scores,
+             r.pred_instances.labels) for r in results]

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from conftest import build_base, demo_config, make_batch
+from conftest import predict as _predict
 
 DETECTORS = ['glip', 'gdino']
 CLASSES = ('circle', 'square', 'triangle')
@@ -49,14 +50,6 @@ def _raw_train_batch(demo_root, cfg, image_ids=(0, 1)):
         pipeline=[t for t in cfg.train_pipeline if t['type'] != 'RandomFlip'],
         return_classes=True)
     return pseudo_collate([dataset[i] for i in image_ids])
-
-
-def _predict(model, batch):
-    model.eval()
-    with torch.no_grad():
-        results = model(**batch, mode='predict')
-    return [(r.pred_instances.bboxes, r.pred_instances.scores,
-             r.pred_instances.labels) for r in results]
 
 
 def _same(a, b):

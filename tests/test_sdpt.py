@@ -4,6 +4,7 @@ import torch
 import torch.nn as nn
 
 from conftest import build_base, build_model, demo_config, make_batch
+from conftest import predict as _predict
 
 DETECTORS = ['glip', 'gdino']
 
@@ -44,14 +45,6 @@ def test_inverse_projection_follows_weights_loaded_after_build():
 
 
 # ---- whole detectors ---------------------------------------------------------
-def _predict(model, batch):
-    model.eval()
-    with torch.no_grad():
-        results = model(**batch, mode='predict')
-    return [(r.pred_instances.bboxes, r.pred_instances.scores,
-             r.pred_instances.labels) for r in results]
-
-
 def _assert_same_predictions(a, b, exact=True):
     for (boxes_a, scores_a, labels_a), (boxes_b, scores_b,
                                         labels_b) in zip(a, b):
