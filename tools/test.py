@@ -60,7 +60,7 @@ def main():
     cfg.launcher = args.launcher
     setup_cpu_distributed(cfg, args.launcher)
     cfg.work_dir = args.work_dir or cfg.get('work_dir') or default_work_dir(
-        args.config)
+        args.config, cfg)
     if args.checkpoint:
         if not osp.isfile(args.checkpoint) and '://' not in args.checkpoint:
             raise SystemExit(f'No checkpoint at {args.checkpoint}')
