@@ -155,7 +155,8 @@ def test_aggregate_mean_std_over_seeds(tmp_path):
     assert math.isclose(m['std'], statistics.stdev([0.3, 0.4, 0.5]))
     assert math.isclose(a['per_class_ap']['x']['mean'], 0.2)
     assert a['per_class_ap']['y'] == dict(mean=None, std=None, n=0)
-    avg = [r for r in agg['rows'] if r['dataset'].startswith('ODinW13')]
+    avg = [r for r in agg['rows']
+           if (r['dataset'] or '').startswith('ODinW13')]
     assert len(avg) == 1 and '(2 of 13 datasets)' in avg[0]['dataset']
     per_seed = [(0.3 + 0.1) / 2, (0.4 + 0.2) / 2, (0.5 + 0.6) / 2]
     m = avg[0]['metrics']['coco/bbox_mAP']

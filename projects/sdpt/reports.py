@@ -184,8 +184,9 @@ class EvalReportHook(Hook):
             return
         dataset = loader.dataset
         classes = list(dataset.metainfo.get('classes', ()))
-        extra = dict(phase=phase, iter=runner.iter,
-                     checkpoint=runner.cfg.get('load_from'))
+        extra = dict(phase=phase, checkpoint=runner.cfg.get('load_from'))
+        if phase == 'val':  # (runner.iter would build a test-only
+            extra['iter'] = runner.iter  # run's train loop)
         write_report(self._out_dir(runner, phase), metrics, classes,
                      setting=runner.cfg.get('setting'), extra=extra)
         runner.logger.info(
