@@ -26,7 +26,8 @@ ODINW_CONFIGS = {
     'glip': ('configs/odinw/sdpt_glip_odinw13.py',
              'glip/odinw/glip_atss_swin-t_a_fpn_dyhead_pretrain_odinw13.py'),
     'gdino': ('configs/odinw/sdpt_gdino_odinw13.py',
-              'grounding_dino/odinw/grounding_dino_swin-t_pretrain_odinw13.py'),
+              'grounding_dino/odinw/'
+              'grounding_dino_swin-t_pretrain_odinw13.py'),
 }
 
 
@@ -250,7 +251,7 @@ def test_custom_annotations_pass_the_checker(tmp_path):
     report = data_check.check_coco_annotations(
         str(tmp_path / 'train.json'), img_dir=str(tmp_path / 'imgs'),
         classes=('a', 'b'))
-    assert report is not None
+    assert not report.errors, report
 
 
 # ---- LVIS: class lists longer than the text encoder's 256 tokens ---------
@@ -283,7 +284,8 @@ def test_lvis_config(name):
     assert subset[0]['tokenizer'] == det.language_model.name
     assert cfg.setting.name == 'lvis_minival/10shot_seed300'
     cfg = load_config(path, dict(lvis_split='val'))
-    assert cfg.test_evaluator.ann_file == 'data/coco/annotations/lvis_v1_val.json'
+    assert cfg.test_evaluator.ann_file == \
+        'data/coco/annotations/lvis_v1_val.json'
 
 
 def long_class_list(n=120):

@@ -6,14 +6,15 @@
 #   #    issue 5: missing images, boxes outside images, unknown category ids,
 #   #    empty categories, duplicate ids)
 #   python tools/check_annotations.py data/mydata/annotations/train.json \
-#       --img-dir data/mydata/images/
+#       --img-dir data/mydata/images/ --classes class_a class_b
 #   # 2. optional k-shot splits (k in {1,3,5,10} x seeds {3,30,300})
 #   python tools/make_few_shot.py data/mydata/annotations/train.json --protocol
 #   # 3. train (shots=None: the whole training file) and evaluate
 #   python tools/train.py configs/custom/sdpt_gdino_custom.py \
 #       --cfg-options shots=5 seed=30
 #   python tools/test.py configs/custom/sdpt_gdino_custom.py \
-#       work_dirs/sdpt_gdino_custom/5shot_seed30/iter_2000.pth --cfg-options shots=5 seed=30
+#       work_dirs/sdpt_gdino_custom/5shot_seed30/iter_2000.pth \
+#       --cfg-options shots=5 seed=30
 _base_ = '../sdpt_gdino_coco_1shot.py'
 
 benchmark = 'custom'

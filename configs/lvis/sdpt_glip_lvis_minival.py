@@ -5,7 +5,8 @@
 #   python tools/make_few_shot.py data/coco/annotations/lvis_v1_train.json \
 #       --protocol                      # k in {1,3,5,10} x seeds {3,30,300}
 #   python tools/train.py configs/lvis/sdpt_glip_lvis_minival.py \
-#       --cfg-options shots=3 seed=30   # -> work_dirs/.../lvis_minival/3shot_seed30
+#       --cfg-options shots=3 seed=30
+#   # -> work_dirs/sdpt_glip_lvis_minival/lvis_minival/3shot_seed30/
 #   (lvis_split=val: the full LVIS v1 val set)
 #
 # 1203 class names are far longer than the text encoder's 256 tokens:

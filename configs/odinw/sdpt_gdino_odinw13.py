@@ -1,6 +1,6 @@
 # SDPT on Grounding DINO Swin-T, few-shot ODinW13: one config for the 13
-# datasets x k in {1, 3, 5, 10} x seeds {3, 30, 300}. Pick the setting on the command
-# line; projects/sdpt/benchmarks.py (ODINW13) fills in the dataset's files,
+# datasets x k in {1, 3, 5, 10} x seeds {3, 30, 300}. Pick the setting on
+# the command line; projects/sdpt/benchmarks.py (ODINW13) fills in the dataset's files,
 # class names and prompt overrides as mmdet's odinw13 configs define them:
 #
 #   python tools/train.py configs/odinw/sdpt_gdino_odinw13.py \

@@ -1,4 +1,4 @@
-"""Benchmark settings: one config per detector, resolved per (dataset, k, seed).
+"""Benchmark settings: one config per detector, resolved per setting.
 
 A benchmark config (``configs/odinw/``, ``configs/lvis/``, ``configs/custom/``)
 declares its setting with a few top-level keys::
