@@ -162,7 +162,7 @@ class EvalReportHook(Hook):
 
     def after_test_iter(self, runner, batch_idx, data_batch=None,
                         outputs=None):
-        if self._drawn >= self.num_images or not outputs:
+        if self._drawn >= self.num_images or not outputs or runner.rank:
             return
         import mmcv
         visualizer = runner.visualizer
@@ -180,7 +180,7 @@ class EvalReportHook(Hook):
             self._drawn += 1
 
     def _report(self, runner, metrics, phase, loader):
-        if not runner.rank == 0 or not metrics:
+        if runner.rank != 0 or not metrics:
             return
         dataset = loader.dataset
         classes = list(dataset.metainfo.get('classes', ()))
