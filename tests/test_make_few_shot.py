@@ -152,3 +152,113 @@ def test_cli_bad_input(tmp_path, content, expect):
 def test_cli_rejects_zero_shots(ann_file, tmp_path):
     res = run(ann_file, '--shots', 0, '--out', tmp_path / 'o.json')
     assert res.returncode != 0 and '--shots' in res.stderr
+
+
+# ---- the protocol: k in {1, 3, 5, 10} x seeds {3, 30, 300} in one go ----
+
+def test_protocol_writes_every_split_with_config_names(ann_file, tmp_path):
+    out_dir = tmp_path / 'splits'
+    res = run(ann_file, '--protocol', '--out-dir', out_dir)
+    assert res.returncode == 0, res.stderr
+    names = sorted(p.name for p in out_dir.iterdir())
+    expect = sorted(f'ann_{k}shot_seed{s}.json' for k in (1, 3, 5, 10)
+                    for s in (3, 30, 300)) + ['ann_few_shot_protocol.json']
+    assert names == expect
+    # the short class is reported for every k above what it has
+    for k in (3, 5, 10):
+        assert f'short: k={k}: 1 class(es)' in res.stdout
+        assert '"rare" (1)' in res.stdout
+    assert 'short: k=1:' not in res.stdout
+    cats = {a['category_id'] for a in synthetic_coco()['annotations']}
+    for k in (1, 3, 5, 10):
+        for s in (3, 30, 300):
+            split = json.loads((out_dir / f'ann_{k}shot_seed{s}.json')
+                               .read_text())
+            counts = per_class(split)
+            assert counts == {CAT: k, DOG: k, RARE: 1}, (k, s)
+            assert set(counts) == cats
+            assert split['info']['few_shot'] == dict(
+                source=str(ann_file), shots=k, seed=s,
+                tool='tools/make_few_shot.py')
+    manifest = json.loads((out_dir / 'ann_few_shot_protocol.json')
+                          .read_text())
+    assert manifest['short'] == {'3': {'rare': 1}, '5': {'rare': 1},
+                                 '10': {'rare': 1}}
+    assert len(manifest['splits']) == 12
+    # seeds give different splits; the protocol file equals a single run
+    picks = {(out_dir / f'ann_3shot_seed{s}.json').read_text()
+             for s in (3, 30, 300)}
+    assert len(picks) == 3
+    single = tmp_path / 'single.json'
+    assert run(ann_file, '--shots', 5, '--seed', 30,
+               '--out', single).returncode == 0
+    assert single.read_bytes() == (out_dir / 'ann_5shot_seed30.json'
+                                   ).read_bytes()
+
+
+def test_protocol_deterministic_and_default_location(ann_file, tmp_path):
+    assert run(ann_file, '--protocol', '--shots-list', 1, 3,
+               '--seeds', 3, 30).returncode == 0
+    first = {p.name: p.read_bytes() for p in tmp_path.glob('ann_*shot_seed*')}
+    assert len(first) == 4
+    assert run(ann_file, '--protocol', '--shots-list', 1, 3,
+               '--seeds', 3, 30).returncode == 0
+    assert {p.name: p.read_bytes()
+            for p in tmp_path.glob('ann_*shot_seed*')} == first
+
+
+def test_protocol_strict_writes_nothing(ann_file, tmp_path):
+    out_dir = tmp_path / 'splits'
+    res = run(ann_file, '--protocol', '--strict', '--out-dir', out_dir)
+    assert res.returncode == 1
+    assert '"rare" (1)' in res.stdout and '--strict' in res.stderr
+    assert not out_dir.exists() or not any(out_dir.iterdir())
+    res = run(ann_file, '--protocol', '--strict', '--shots-list', 1,
+              '--out-dir', out_dir)
+    assert res.returncode == 0, res.stderr
+
+
+def _odinw_root(tmp_path, skip=()):
+    """Each ODinW13 training file (as benchmarks.ODINW13 lays them out),
+    with that dataset's classes and two instances of each."""
+    bench = mfs._benchmarks()
+    root = tmp_path / 'odinw'
+    for name, info in bench.ODINW13.items():
+        if name in skip:
+            continue
+        cats = [dict(id=i + 1, name=c) for i, c in enumerate(info['classes'])]
+        images = [dict(id=i, file_name=f'{i}.jpg', width=64, height=64)
+                  for i in (1, 2)]
+        anns = [dict(id=len(cats) * (i - 1) + c['id'], image_id=i,
+                     category_id=c['id'], bbox=[0, 0, 8, 8], area=64,
+                     iscrowd=0) for i in (1, 2) for c in cats]
+        path = root / info['root'] / info['train_ann']
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(dict(images=images, annotations=anns,
+                                        categories=cats)))
+    return root, bench
+
+
+def test_odinw13_protocol(tmp_path):
+    root, bench = _odinw_root(tmp_path)
+    res = run(root, '--odinw13', '--shots-list', 1, 3, '--seeds', 3, 30)
+    assert res.returncode == 0, res.stderr
+    for name, info in bench.ODINW13.items():
+        assert f'== {name}:' in res.stdout
+        for k in (1, 3):
+            for s in (3, 30):
+                path = (root / info['root'] /
+                        bench.few_shot_name(info['train_ann'], k, s))
+                split = json.loads(path.read_text())
+                assert set(per_class(split).values()) == {min(k, 2)}
+    # every class has 2 instances: k=3 is short everywhere, and reported
+    assert res.stdout.count('short: k=3') == 13
+    res = run(root, '--odinw13', '--strict', '--shots-list', 3)
+    assert res.returncode == 1
+
+
+def test_odinw13_protocol_missing_dataset(tmp_path):
+    root, _ = _odinw_root(tmp_path, skip=('pistols', ))
+    res = run(root, '--odinw13', '--shots-list', 1)
+    assert res.returncode != 0
+    assert 'train_annotations_without_background.json' in res.stderr

@@ -24,6 +24,13 @@ def load_config(path, cfg_options=None):
     cfg = Config.fromfile(path)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
+    # Benchmark configs (configs/odinw, lvis, custom): fill in the data of
+    # the chosen dataset / shots / seed (projects/sdpt/benchmarks.py).
+    from projects.sdpt.benchmarks import BenchmarkError, apply_benchmark
+    try:
+        apply_benchmark(cfg)
+    except BenchmarkError as e:
+        raise SystemExit(f'{path}: {e}')
     # Remember the detector weights before --resume / --checkpoint replace
     # load_from: prompt checkpoints are completed with them on load.
     if cfg.get('base_weights') is None and cfg.get('load_from'):
@@ -31,8 +38,16 @@ def load_config(path, cfg_options=None):
     return cfg
 
 
-def default_work_dir(config_path):
-    return osp.join('./work_dirs', osp.splitext(osp.basename(config_path))[0])
+def default_work_dir(config_path, cfg=None):
+    """``work_dirs/<config name>[/<setting>]``; the setting (benchmark
+    configs) is ``[dataset/]<k>shot_seed<seed>``, so the runs of a protocol
+    sit side by side for tools/aggregate_seeds.py."""
+    work_dir = osp.join('./work_dirs',
+                        osp.splitext(osp.basename(config_path))[0])
+    setting = cfg.get('setting') if cfg is not None else None
+    if setting:
+        work_dir = osp.join(work_dir, setting['name'])
+    return work_dir
 
 
 def setup_cpu_distributed(cfg, launcher):

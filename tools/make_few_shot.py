@@ -15,6 +15,13 @@ reported; with ``--strict`` they make the script exit non-zero instead.
 Usage::
 
     python tools/make_few_shot.py ANN_FILE --shots 1 --seed 3 --out OUT.json
+
+    # the whole protocol: k in {1, 3, 5, 10} x seeds {3, 30, 300}, written as
+    # <stem>_<k>shot_seed<seed>.json (the names the benchmark configs read)
+    # next to ANN_FILE (or in --out-dir), plus <stem>_few_shot_protocol.json
+    python tools/make_few_shot.py ANN_FILE --protocol [--strict]
+    # the same for each of the 13 ODinW13 training files under ODINW_ROOT
+    python tools/make_few_shot.py ODINW_ROOT --odinw13 [--strict]
 """
 import argparse
 import json
@@ -24,6 +31,18 @@ import random
 import sys
 import tempfile
 from collections import defaultdict
+
+REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+
+def _benchmarks():
+    """projects/sdpt/benchmarks.py without importing the package (torch)."""
+    import importlib.util
+    path = osp.join(REPO_ROOT, 'projects', 'sdpt', 'benchmarks.py')
+    spec = importlib.util.spec_from_file_location('_sdpt_benchmarks', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def make_few_shot(coco, shots, seed):
@@ -119,17 +138,129 @@ def write_json_atomic(obj, path):
         raise
 
 
+def _with_info(split, ann_file, shots, seed):
+    info = dict(split.get('info') or {})
+    info['few_shot'] = dict(source=osp.abspath(ann_file), shots=shots,
+                            seed=seed, tool='tools/make_few_shot.py')
+    split['info'] = info
+    return split
+
+
+def run_protocol(ann_file, shots_list, seeds, out_dir=None, strict=False,
+                 title=None):
+    """Write every k x seed split of ``ann_file``; return (status, manifest).
+
+    Nothing is written when ``strict`` and a class is short of some k.
+    """
+    bench = _benchmarks()
+    coco = load_coco(ann_file)
+    out_dir = out_dir or osp.dirname(osp.abspath(ann_file))
+    names = {c['id']: c['name'] for c in coco['categories']}
+    stem = osp.basename(ann_file)
+    splits, short = [], {}
+    for shots in shots_list:
+        for seed in seeds:
+            split, report = make_few_shot(coco, shots, seed)
+            out = osp.join(out_dir, bench.few_shot_name(stem, shots, seed))
+            splits.append((out, _with_info(split, ann_file, shots, seed),
+                           shots, seed, report))
+            for cid, n in report['short'].items():
+                short.setdefault(shots, {})[names[cid]] = n
+    print(f'== {title or ann_file}: {len(coco["categories"])} classes, '
+          f'k in {list(shots_list)}, seeds {list(seeds)}')
+    for shots, classes in sorted(short.items()):
+        print(f'short: k={shots}: {len(classes)} class(es) with fewer than '
+              f'{shots} non-crowd instances (kept all they have): '
+              + ', '.join(f'"{n}" ({c})' for n, c in sorted(classes.items())))
+    manifest = dict(
+        source=osp.abspath(ann_file), shots=list(shots_list),
+        seeds=list(seeds),
+        short={str(k): v for k, v in sorted(short.items())},
+        splits=[dict(file=osp.basename(out), shots=shots, seed=seed,
+                     images=len(split['images']),
+                     annotations=len(split['annotations']),
+                     notes=report['lines'])
+                for out, split, shots, seed, report in splits])
+    if strict and short:
+        print(f'error: {title or ann_file}: classes short of k (above); '
+              'nothing written (--strict)', file=sys.stderr)
+        return 1, manifest
+    for out, split, shots, seed, _ in splits:
+        write_json_atomic(split, out)
+        print(f'wrote {out}: {len(split["images"])} images, '
+              f'{len(split["annotations"])} annotations')
+    manifest_path = osp.join(
+        out_dir, osp.splitext(stem)[0] + '_few_shot_protocol.json')
+    with open(manifest_path, 'w', encoding='utf-8') as f:
+        json.dump(manifest, f, indent=1)
+    print(f'wrote {manifest_path}')
+    return 0, manifest
+
+
+def run_odinw13(root, shots_list, seeds, strict=False):
+    """The protocol for each ODinW13 dataset's training file under root.
+
+    With ``strict``, a dataset with short classes is skipped (nothing
+    written for it) and the exit status is 1.
+    """
+    bench = _benchmarks()
+    missing = [name for name, info in bench.ODINW13.items()
+               if not osp.isfile(osp.join(root, info['root'],
+                                          info['train_ann']))]
+    if missing:
+        raise SystemExit(
+            f'ODinW13 training file(s) not found under {root}: '
+            + '; '.join(osp.join(root, bench.ODINW13[n]['root'],
+                                 bench.ODINW13[n]['train_ann'])
+                        for n in missing))
+    status = 0
+    for name, info in bench.ODINW13.items():
+        ann = osp.join(root, info['root'], info['train_ann'])
+        status |= run_protocol(ann, shots_list, seeds, strict=strict,
+                               title=name)[0]
+    return status
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('ann_file', help='COCO-format annotation file')
-    parser.add_argument('--shots', type=int, required=True,
-                        help='instances per class (k)')
+    parser.add_argument('ann_file', help='COCO-format annotation file (with '
+                        '--odinw13: the ODinW root directory)')
+    parser.add_argument('--shots', type=int, help='instances per class (k)')
     parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--out', required=True, help='output JSON path')
+    parser.add_argument('--out', help='output JSON path')
+    parser.add_argument('--protocol', action='store_true',
+                        help='write every --shots-list x --seeds split')
+    parser.add_argument('--odinw13', action='store_true',
+                        help='the protocol for each ODinW13 dataset under '
+                        'the given root')
+    parser.add_argument('--shots-list', type=int, nargs='+',
+                        help='protocol k values (default 1 3 5 10)')
+    parser.add_argument('--seeds', type=int, nargs='+',
+                        help='protocol seeds (default 3 30 300)')
+    parser.add_argument('--out-dir', help='protocol output directory '
+                        '(default: next to the annotation file)')
     parser.add_argument('--strict', action='store_true',
                         help='fail if a class has fewer than --shots '
                         'instances instead of keeping what exists')
     args = parser.parse_args(argv)
+
+    if args.protocol or args.odinw13:
+        bench = _benchmarks()
+        shots_list = args.shots_list or list(bench.PROTOCOL_SHOTS)
+        seeds = args.seeds or list(bench.PROTOCOL_SEEDS)
+        if min(shots_list) < 1:
+            parser.error(f'--shots-list values must be >= 1, got '
+                         f'{shots_list}')
+        if args.odinw13:
+            if args.out_dir:
+                parser.error('--odinw13 writes next to each training file; '
+                             'drop --out-dir')
+            return run_odinw13(args.ann_file, shots_list, seeds, args.strict)
+        return run_protocol(args.ann_file, shots_list, seeds, args.out_dir,
+                            args.strict)[0]
+
+    if args.shots is None or args.out is None:
+        parser.error('--shots and --out are required (or use --protocol)')
     if args.shots < 1:
         parser.error(f'--shots must be >= 1, got {args.shots}')
 
@@ -143,11 +274,7 @@ def main(argv=None):
               file=sys.stderr)
         return 1
 
-    info = dict(split.get('info') or {})
-    info['few_shot'] = dict(source=osp.abspath(args.ann_file),
-                            shots=args.shots, seed=args.seed,
-                            tool='tools/make_few_shot.py')
-    split['info'] = info
+    _with_info(split, args.ann_file, args.shots, args.seed)
     write_json_atomic(split, args.out)
 
     names = {c['id']: c['name'] for c in split['categories']}

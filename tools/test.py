@@ -2,6 +2,11 @@
 
     python tools/test.py CONFIG PROMPT_CHECKPOINT [--out results.pkl]
         [--show-dir vis] [--work-dir DIR] [--metrics-out metrics.json]
+        [--report]
+
+``--report`` (on in the benchmark configs) writes the per-class AP table and
+bar chart, the metrics and detections JSON and drawn sample detections to
+``<work_dir>/report/test/`` (projects/sdpt/reports.py).
 
 A prompt checkpoint (as saved by training) is completed with the config's
 base detector weights (``base_weights``, default its ``load_from``).
@@ -35,6 +40,11 @@ def parse_args():
     parser.add_argument(
         '--show-dir', help='draw predictions into this dir under work-dir')
     parser.add_argument(
+        '--report',
+        action='store_true',
+        help='write the evaluation report (per-class AP table and chart, '
+        'metrics and results JSON, drawn detections) to work-dir/report/test')
+    parser.add_argument(
         '--cfg-options',
         nargs='+',
         action=DictAction,
@@ -62,11 +72,16 @@ def main():
     cfg.launcher = args.launcher
     setup_cpu_distributed(cfg, args.launcher)
     cfg.work_dir = args.work_dir or cfg.get('work_dir') or default_work_dir(
-        args.config)
+        args.config, cfg)
     if args.checkpoint:
         if not osp.isfile(args.checkpoint) and '://' not in args.checkpoint:
             raise SystemExit(f'No checkpoint at {args.checkpoint}')
         cfg.load_from = args.checkpoint
+    if args.report and not any(
+            h.get('type') == 'EvalReportHook'
+            for h in cfg.get('custom_hooks', [])):
+        cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [
+            dict(type='EvalReportHook')]
     if args.show or args.show_dir:
         cfg = trigger_visualization_hook(cfg, args)
 

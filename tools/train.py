@@ -53,7 +53,7 @@ def main():
     cfg.launcher = args.launcher
     setup_cpu_distributed(cfg, args.launcher)
     cfg.work_dir = args.work_dir or cfg.get('work_dir') or default_work_dir(
-        args.config)
+        args.config, cfg)
     if args.amp:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.loss_scale = 'dynamic'

@@ -1,0 +1,178 @@
+"""Evaluation reports (per-class AP table and chart, results JSON, drawn
+detections) and the aggregation across seeds."""
+import json
+import math
+import os.path as osp
+import statistics
+import subprocess
+import sys
+
+import pytest
+
+from conftest import DEMO_CONFIGS, REPO_ROOT
+
+TOOLS = osp.join(REPO_ROOT, 'tools')
+
+
+def run(args, cwd=None):
+    proc = subprocess.run([sys.executable, *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, timeout=600)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def test_write_report_files(tmp_path):
+    from PIL import Image
+    from projects.sdpt.reports import write_report
+    metrics = {'coco/cat_precision': 0.5, 'coco/dog_precision': float('nan'),
+               'coco/bbox_mAP': 0.25, 'coco/bbox_mAP_50': 0.4}
+    setting = dict(benchmark='odinw13', dataset='X', shots=3, seed=30,
+                   name='X/3shot_seed30')
+    report = write_report(str(tmp_path), metrics, ['cat', 'dog'], setting,
+                          extra=dict(phase='test'))
+    assert report['per_class_ap'] == {'cat': 0.5, 'dog': None}
+    saved = json.loads((tmp_path / 'metrics.json').read_text())
+    assert saved['per_class_ap'] == {'cat': 0.5, 'dog': None}
+    assert saved['metrics']['coco/dog_precision'] is None  # NaN -> null
+    assert saved['setting']['seed'] == 30 and saved['phase'] == 'test'
+    table = (tmp_path / 'per_class_ap.md').read_text()
+    assert '| cat | 50.0 |' in table and '| dog | n/a |' in table
+    assert 'X/3shot_seed30' in table
+    with Image.open(tmp_path / 'per_class_ap.png') as im:
+        assert im.format == 'PNG' and im.size[0] > 100
+
+
+def test_bar_chart_caps_many_classes(tmp_path):
+    from PIL import Image
+    from projects.sdpt.reports import ap_bar_chart
+    ap = {f'c{i}': i / 1300 for i in range(1203)}
+    ap_bar_chart(ap, str(tmp_path / 'lvis.png'), max_classes=40)
+    with Image.open(tmp_path / 'lvis.png') as im:
+        assert im.size[1] < 2000  # 40 bars, not 1203
+
+
+@pytest.fixture(scope='module')
+def reported(demo_root):
+    """tools/test.py --report on the tiny GLIP, the demo data given as a
+    custom benchmark (1-shot, seed 3)."""
+    assert run([osp.join(TOOLS, 'make_demo_assets.py')],
+               cwd=demo_root)[0] == 0
+    code, log = run([
+        osp.join(TOOLS, 'test.py'), DEMO_CONFIGS['glip'], '--report',
+        '--cfg-options', 'benchmark=custom', 'data_root=data/demo/shapes/',
+        'train_ann=annotations/instances_train.json', 'train_img=train/',
+        'val_ann=annotations/instances_val.json', 'val_img=val/',
+        'classes=[circle,square,triangle]', 'shots=1', 'seed=3'
+    ], cwd=demo_root)
+    assert code == 0, log[-4000:]
+    work_dir = demo_root / 'work_dirs' / 'sdpt_glip_tiny_demo' / '1shot_seed3'
+    return work_dir, log
+
+
+def test_report_of_a_test_run(reported, demo_root):
+    from PIL import Image
+    from pycocotools.coco import COCO
+    work_dir, log = reported
+    out = work_dir / 'report' / 'test'
+    data = json.loads((out / 'metrics.json').read_text())
+    classes = ['circle', 'square', 'triangle']
+    assert list(data['per_class_ap']) == classes
+    # the per-class AP is CocoMetric's classwise table, as logged
+    for name in classes:
+        ap = data['per_class_ap'][name]
+        assert ap is not None and 0 <= ap <= 1
+        assert f'coco/{name}_precision: {ap:.4f}' in log
+    assert f'coco/bbox_mAP: {data["metrics"]["coco/bbox_mAP"]:.4f}' in log
+    assert data['setting']['name'] == '1shot_seed3'
+    assert data['setting']['classes'] == classes
+    table = (out / 'per_class_ap.md').read_text()
+    assert all(f'| {n} |' in table for n in classes)
+    with Image.open(out / 'per_class_ap.png') as im:
+        assert im.format == 'PNG'
+    # detections in COCO results format, loadable against the GT
+    shapes = demo_root / 'data' / 'demo' / 'shapes' / 'annotations'
+    gt = COCO(str(shapes / 'instances_val.json'))
+    dets = gt.loadRes(str(out / 'results.bbox.json'))
+    assert len(dets.getAnnIds()) > 0
+    assert set(dets.getImgIds()) <= set(gt.getImgIds())
+    # the first 8 test images drawn by mmdet's visualizer
+    drawn = sorted((out / 'detections').iterdir())
+    assert len(drawn) == 8
+    with Image.open(drawn[0]) as im:
+        assert im.size == (128, 128)
+
+
+def test_aggregate_a_real_report(reported, tmp_path):
+    work_dir, _ = reported
+    root = work_dir.parent  # work_dirs/sdpt_glip_tiny_demo
+    code, out = run([osp.join(TOOLS, 'aggregate_seeds.py'), root,
+                     '--out', tmp_path])
+    assert code == 0, out
+    agg = json.loads((tmp_path / 'aggregate.json').read_text())
+    assert agg['metric'] == 'coco/bbox_mAP'
+    (row, ) = agg['rows']
+    mAP = json.loads((work_dir / 'report' / 'test' / 'metrics.json')
+                     .read_text())['metrics']['coco/bbox_mAP']
+    assert row['shots'] == 1 and row['seeds'] == [3]
+    assert row['metrics']['coco/bbox_mAP'] == dict(mean=mAP, std=None, n=1)
+    assert f'| {100 * mAP:.1f} |' in out
+
+
+def _fake_run(root, experiment, dataset, shots, seed, mAP, per_class,
+              bench='odinw13'):
+    name = (f'{dataset}/' if dataset else '') + f'{shots}shot_seed{seed}'
+    out = root / experiment / name / 'report' / 'test'
+    out.mkdir(parents=True)
+    metrics = {'coco/bbox_mAP': mAP}
+    metrics.update({f'coco/{c}_precision': v for c, v in per_class.items()})
+    (out / 'metrics.json').write_text(json.dumps(dict(
+        metrics=metrics, per_class_ap=per_class,
+        setting=dict(benchmark=bench, dataset=dataset, shots=shots,
+                     seed=seed, name=name))))
+
+
+def test_aggregate_mean_std_over_seeds(tmp_path):
+    root = tmp_path / 'work_dirs'
+    values = {('A', 3): 0.30, ('A', 30): 0.40, ('A', 300): 0.50,
+              ('B', 3): 0.10, ('B', 30): 0.20, ('B', 300): 0.60}
+    for (ds, seed), v in values.items():
+        _fake_run(root, 'sdpt_glip_odinw13', ds, 5, seed, v,
+                  {'x': v / 2, 'y': None})
+    # a run with mmengine's log only (no report): found by its directory
+    log_dir = root / 'sdpt_glip_coco_1shot' / '1shot_seed3' / \
+        '20240101_000000'
+    log_dir.mkdir(parents=True)
+    (log_dir / '20240101_000000.json').write_text(
+        json.dumps({'coco/bbox_mAP': 0.123, 'step': 4}) + '\n')
+    code, out = run([osp.join(TOOLS, 'aggregate_seeds.py'), root])
+    assert code == 0, out
+    agg = json.loads((root / 'aggregate.json').read_text())
+    rows = {(r['experiment'], r['dataset'], r['shots']): r
+            for r in agg['rows']}
+    a = rows[('sdpt_glip_odinw13', 'A', 5)]
+    assert a['seeds'] == [3, 30, 300]
+    m = a['metrics']['coco/bbox_mAP']
+    assert math.isclose(m['mean'], 0.4)
+    assert math.isclose(m['std'], statistics.stdev([0.3, 0.4, 0.5]))
+    assert math.isclose(a['per_class_ap']['x']['mean'], 0.2)
+    assert a['per_class_ap']['y'] == dict(mean=None, std=None, n=0)
+    avg = [r for r in agg['rows']
+           if (r['dataset'] or '').startswith('ODinW13')]
+    assert len(avg) == 1 and '(2 of 13 datasets)' in avg[0]['dataset']
+    per_seed = [(0.3 + 0.1) / 2, (0.4 + 0.2) / 2, (0.5 + 0.6) / 2]
+    m = avg[0]['metrics']['coco/bbox_mAP']
+    assert math.isclose(m['mean'], (0.4 + 0.3) / 2)
+    assert math.isclose(m['std'], statistics.stdev(per_seed))
+    coco = rows[('sdpt_glip_coco_1shot', None, 1)]
+    assert coco['metrics']['coco/bbox_mAP']['mean'] == 0.123
+    assert '| sdpt_glip_odinw13 | A | 5 | 3, 30, 300 | 40.0 ± 10.0 |' in out
+    assert (root / 'aggregate.md').read_text().count('\n') >= 6
+
+
+def test_aggregate_refuses_duplicates_and_empty(tmp_path):
+    code, out = run([osp.join(TOOLS, 'aggregate_seeds.py'), tmp_path])
+    assert code != 0 and 'No runs found' in out
+    _fake_run(tmp_path / 'a', 'exp', 'A', 1, 3, 0.1, {})
+    _fake_run(tmp_path / 'b', 'exp', 'A', 1, 3, 0.2, {})
+    code, out = run([osp.join(TOOLS, 'aggregate_seeds.py'),
+                     tmp_path / 'a', tmp_path / 'b'])
+    assert code != 0 and 'twice' in out
