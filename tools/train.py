@@ -37,8 +37,27 @@ def parse_args():
         choices=['none', 'pytorch', 'slurm', 'mpi'],
         default='none',
         help='job launcher')
+    parser.add_argument(
+        '--skip-data-check',
+        action='store_true',
+        help='do not check the training annotations and images first')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     return parser.parse_args()
+
+
+def check_data(cfg):
+    """Fail before anything is built when the training set is broken."""
+    from mmengine.logging import MMLogger
+    from projects.sdpt.data_check import check_train_data
+    logger = MMLogger.get_instance('sdpt_data_check')
+    reports = check_train_data(cfg, logger=logger)
+    bad = [r for r in reports if r.errors]
+    if bad:
+        raise SystemExit(
+            '\n'.join(r.format() for r in bad) +
+            '\nThe training data has errors (above): fix them, or check again '
+            'with tools/check_annotations.py. --skip-data-check trains '
+            'anyway.')
 
 
 def main():
@@ -68,6 +87,8 @@ def main():
             raise SystemExit(f'--resume: no checkpoint at {args.resume}')
         cfg.resume, cfg.load_from = True, args.resume
 
+    if not args.skip_data_check:
+        check_data(cfg)
     runner = Runner.from_cfg(cfg)
     runner.train()
     # Leave the process group cleanly: gloo aborts at interpreter exit
