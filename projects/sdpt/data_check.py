@@ -462,7 +462,11 @@ def _check_annotations(report, ann_file, data, images, categories, classes):
         report.warn('no-annotations', ann_file, '',
                     f'{len(empty) - MAX_LISTED} more images have no '
                     f'usable box.', 'See above.')
-    if images and len(empty) == len(images):
+    if not images:
+        report.error('no-images', ann_file, 'images',
+                     'The file lists no (valid) image: there is nothing to '
+                     'train on.', 'List the images in "images".')
+    elif len(empty) == len(images):
         report.error('no-annotations', ann_file, 'annotations',
                      'No image has a usable box: there is nothing to train '
                      'on.', 'Check the annotations and the class list.')
