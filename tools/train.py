@@ -5,8 +5,8 @@
 import argparse
 import os.path as osp
 
-from _common import (default_work_dir, load_config, setup_cpu_distributed,
-                     setup_environment)
+from _common import (check_weights_exist, default_work_dir, load_config,
+                     setup_cpu_distributed, setup_environment, user_errors)
 
 setup_environment()
 
@@ -87,10 +87,15 @@ def main():
             raise SystemExit(f'--resume: no checkpoint at {args.resume}')
         cfg.resume, cfg.load_from = True, args.resume
 
+    # Checkpoints written atomically (a kill leaves the previous one whole).
+    from projects.sdpt.reliability import use_atomic_checkpoints
+    use_atomic_checkpoints(cfg)
     if not args.skip_data_check:
         check_data(cfg)
-    runner = Runner.from_cfg(cfg)
-    runner.train()
+    check_weights_exist(cfg)
+    with user_errors(cfg):
+        runner = Runner.from_cfg(cfg)
+        runner.train()
     # Leave the process group cleanly: gloo aborts at interpreter exit
     # when a group is still alive.
     import torch.distributed as dist
