@@ -30,7 +30,8 @@ GLIP = DEMO_CONFIGS['glip']
 # deterministic, a checkpoint every iteration, no validation
 DETERMINISTIC = [
     '--cfg-options', 'randomness.seed=0', 'randomness.deterministic=True',
-    'train_cfg.max_iters=4', 'train_cfg.val_begin=100',
+    'train_dataloader.batch_size=1', 'train_cfg.max_iters=3',
+    'train_cfg.val_begin=100',
     'default_hooks.checkpoint.interval=1',
     'default_hooks.checkpoint.max_keep_ckpts=10',
     'default_hooks.logger.interval=1'
@@ -81,7 +82,7 @@ def test_killed_run_resumes_to_the_same_prompts_bit_for_bit(workspace):
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
     assert proc.wait() == -signal.SIGKILL
-    assert not (killed / 'iter_4.pth').exists(), 'killed too late'
+    assert not (killed / 'iter_3.pth').exists(), 'killed too late'
     # every checkpoint left behind is complete
     for ckpt in killed.glob('iter_*.pth'):
         _prompts(ckpt)
@@ -90,7 +91,7 @@ def test_killed_run_resumes_to_the_same_prompts_bit_for_bit(workspace):
                  DETERMINISTIC, workspace)
     assert 'resumed epoch: 0, iter: ' in log
     assert 'Random state restored from the checkpoint' in log
-    a, b = _prompts(full / 'iter_4.pth'), _prompts(killed / 'iter_4.pth')
+    a, b = _prompts(full / 'iter_3.pth'), _prompts(killed / 'iter_3.pth')
     assert a.keys() == b.keys() and a
     for key in a:
         assert torch.equal(a[key], b[key]), key
@@ -190,18 +191,20 @@ def test_sigkill_at_random_moments_of_saving_leaves_a_loadable_checkpoint(
 
 # ---------------------------------------------------------- non-finite loss
 NAN_HOOK = textwrap.dedent('''
-    import torch
     from mmengine.hooks import Hook
     from mmdet.registry import HOOKS
 
     @HOOKS.register_module()
-    class PoisonPromptsAt3(Hook):
-        """Test only: makes iteration 3's loss NaN."""
+    class PoisonLossAt2(Hook):
+        """Test only: iteration 2's classification loss is NaN."""
         def before_train_iter(self, runner, batch_idx, data_batch=None):
-            if runner.iter == 2:
-                with torch.no_grad():
-                    for p in runner.model.prompt_tuning.parameters():
-                        p.fill_(float('nan'))
+            if runner.iter == 1:
+                loss = runner.model.loss
+                def poisoned(*args, **kwargs):
+                    losses = loss(*args, **kwargs)
+                    losses['loss_cls'] = losses['loss_cls'] * float('nan')
+                    return losses
+                runner.model.loss = poisoned
 ''')
 
 
@@ -215,22 +218,20 @@ def test_nan_loss_stops_the_run_at_that_iteration_and_keeps_last_good(
         'allow_failed_imports=False)\n'
         "custom_hooks = [dict(type='PromptTuningHook'), "
         "dict(type='FiniteLossHook'), dict(type='RandomStateHook'), "
-        "dict(type='PoisonPromptsAt3')]\n")
+        "dict(type='PoisonLossAt2')]\n")
     work = workspace / 'nan_run'
     code, log = run([
         sys.executable, osp.join(TOOLS, 'train.py'), str(config),
-        '--work-dir', str(work)] + DETERMINISTIC[:3] + [
-            'train_cfg.max_iters=5', 'train_cfg.val_begin=100',
-            'default_hooks.checkpoint.interval=1',
-            'default_hooks.checkpoint.max_keep_ckpts=10'],
+        '--work-dir', str(work)] + DETERMINISTIC,
         workspace, ok=False, PYTHONPATH=str(tmp_path))
     assert code == 1, log[-3000:]
-    assert 'NonFiniteLossError: Non-finite loss at iteration 3 (loss=nan' \
-        in log
-    assert f'last good checkpoint is {work / "iter_2.pth"}' in log
-    assert not (work / 'iter_3.pth').exists()
-    assert (work / 'last_checkpoint').read_text() == str(work / 'iter_2.pth')
-    good = _prompts(work / 'iter_2.pth')
+    assert 'NonFiniteLossError: Non-finite loss at iteration 2 (loss=nan' \
+        in log and 'loss_cls=nan' in log
+    assert 'Iter(train) [1/3]' in log and 'Iter(train) [2/3]' not in log
+    assert f'last good checkpoint is {work / "iter_1.pth"}' in log
+    assert not (work / 'iter_2.pth').exists()
+    assert (work / 'last_checkpoint').read_text() == str(work / 'iter_1.pth')
+    good = _prompts(work / 'iter_1.pth')
     assert all(torch.isfinite(v).all() for v in good.values())
 
 
