@@ -235,6 +235,23 @@ def test_nan_loss_stops_the_run_at_that_iteration_and_keeps_last_good(
     assert all(torch.isfinite(v).all() for v in good.values())
 
 
+@pytest.mark.parametrize('value', [float('inf'), float('-inf'), float('nan')])
+def test_every_iteration_is_checked_for_a_non_finite_loss(value):
+    from projects.sdpt.reliability import FiniteLossHook, NonFiniteLossError
+    model = torch.nn.Linear(2, 2)
+    hub = MessageHub.get_instance('finite-loss-test')
+    hub.update_info('last_ckpt', 'work/iter_6.pth')
+    runner = SimpleNamespace(model=model, iter=6, message_hub=hub)
+    hook = FiniteLossHook()
+    hook.after_train_iter(runner, 6, outputs=dict(loss=torch.tensor(1.0)))
+    with pytest.raises(NonFiniteLossError) as err:
+        hook.after_train_iter(runner, 6, outputs=dict(
+            loss=torch.tensor(value), loss_cls=torch.tensor(value),
+            acc=torch.tensor(1.0)))
+    assert f'Non-finite loss at iteration 7 (loss={value}' in str(err.value)
+    assert '--resume work/iter_6.pth' in str(err.value)
+
+
 # --------------------------------------------------------- bad checkpoints
 @pytest.fixture(scope='module')
 def glip(demo_root):

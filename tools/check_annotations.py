@@ -33,6 +33,8 @@ def parse_args(argv=None):
         '--headers-only', action='store_true',
         help='read image headers only (fast; misses truncated images)')
     parser.add_argument(
+        '--json', action='store_true', help='print the report as JSON')
+    parser.add_argument(
         '--max-listed', type=int, default=50, help='issues listed per kind')
     return parser.parse_args(argv)
 
@@ -45,7 +47,11 @@ def main(argv=None):
         args.max_tokens if args.max_tokens is not None else (
             256 if args.tokenizer else None),
         tokenizer=args.tokenizer, decode_images=not args.headers_only)
-    print(report.format(max_listed=args.max_listed))
+    if args.json:
+        import json
+        print(json.dumps(report.to_dict(), indent=1, ensure_ascii=False))
+    else:
+        print(report.format(max_listed=args.max_listed))
     return 1 if report.errors else 0
 
 

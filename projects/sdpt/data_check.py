@@ -24,7 +24,7 @@ import json
 import math
 import os.path as osp
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional, Sequence
 
 MAX_LISTED = 20  # issues listed per kind in a formatted report
@@ -88,6 +88,12 @@ class DataCheckReport:
                 lines.append(f'  ... and {len(issues) - max_listed} more '
                              f'{title.lower()}(s)')
         return '\n'.join(lines)
+
+    def to_dict(self) -> dict:
+        """Plain data (for JSON output)."""
+        return dict(ann_file=self.ann_file, stats=dict(self.stats),
+                    errors=[asdict(i) for i in self.errors],
+                    warnings=[asdict(i) for i in self.warnings])
 
     def raise_if_errors(self) -> None:
         if self.errors:

@@ -260,8 +260,14 @@ class RandomStateHook(Hook):
     def before_train(self, runner) -> None:
         state, self._resumed = self._resumed, None
         loop = runner.train_loop
-        if state is None or loop.iter == 0:
+        if loop.iter == 0:
             return  # a fresh run (or weights loaded with load_from)
+        if state is None:
+            runner.logger.warning(
+                'The checkpoint holds no random state (saved without '
+                'RandomStateHook): the resumed run will not repeat the '
+                'uninterrupted one exactly.')
+            return
         if hasattr(loop, 'dataloader_iterator'):
             # IterBasedTrainLoop replays `iter` batches before training on:
             # restore after them, where the uninterrupted run stood.
