@@ -50,8 +50,14 @@ def check_data(cfg):
     from mmengine.logging import MMLogger
     from projects.sdpt.data_check import check_train_data
     logger = MMLogger.get_instance('sdpt_data_check')
-    reports = check_train_data(cfg, logger=logger)
-    bad = [r for r in reports if r.errors]
+    bad = []
+    for report in check_train_data(cfg):
+        if report.errors:
+            bad.append(report)
+        elif report.warnings:
+            logger.warning(report.format(max_listed=10))
+        else:
+            logger.info(report.format())
     if bad:
         raise SystemExit(
             '\n'.join(r.format() for r in bad) +

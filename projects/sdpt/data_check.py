@@ -427,6 +427,12 @@ def _check_annotations(report, ann_file, data, images, categories, classes):
                          'Annotation ids must be unique integers (mmdet '
                          'asserts it).', 'Renumber the annotations.')
         ann_ids.add(ann['id'] if _is_int(ann['id']) else None)
+        if not _is_int(ann['image_id']):
+            report.error('bad-annotation', ann_file, f'{where}.image_id',
+                         f'"image_id" must be the integer id of an image; '
+                         f'got {str(ann["image_id"])[:40]} (pycocotools '
+                         f'fails on it).', 'Use the id of the image.')
+            continue
         if ann['image_id'] not in images:
             report.warn('unknown-image', ann_file, f'{where}.image_id',
                         f'Image id {ann["image_id"]!r} is not in "images"; '
