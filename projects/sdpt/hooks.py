@@ -6,8 +6,10 @@
 * ``before_save_checkpoint``: keeps only the trainable parameters (a prompt
   checkpoint) and records what they belong to in ``meta['prompt_tuning']``.
 * ``after_load_checkpoint``: refuses a prompt checkpoint made for another
-  model (detector, method, K, layers) and completes it with the base
-  detector's weights, so ``--resume`` and ``tools/test.py`` load a whole model.
+  model (detector, method, K, layers), and a detector checkpoint anywhere but
+  as the base weights of a new run; completes a prompt checkpoint with the
+  base detector's weights, so ``--resume`` and ``tools/test.py`` load a whole
+  model.
 """
 from typing import Optional
 
