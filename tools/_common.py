@@ -1,4 +1,5 @@
 """What tools/train.py and tools/test.py share."""
+import contextlib
 import os
 import os.path as osp
 import sys
@@ -70,3 +71,48 @@ def setup_cpu_distributed(cfg, launcher):
         device_ids=None,
         broadcast_buffers=False,
         find_unused_parameters=cfg.get('find_unused_parameters', False))
+
+
+def check_weights_exist(cfg):
+    """Stop with a message when a local weights file the config needs is
+    missing (instead of a stack trace from deep inside the runner)."""
+    for key in ('base_weights', 'load_from'):
+        path = cfg.get(key)
+        if not path or '://' in str(path) or osp.isfile(path):
+            continue
+        demo = 'data/demo' in str(path)
+        raise SystemExit(
+            f'{key} = {path}: no such file. '
+            + ('Write the demo assets first: python tools/make_demo_assets.py'
+               if demo else
+               'These are the detector weights the prompts are tuned on and '
+               'completed with: download them from the mmdet model zoo (the '
+               'URL is in the mmdet config this one inherits) and pass '
+               '--cfg-options load_from=PATH base_weights=PATH.'))
+
+
+@contextlib.contextmanager
+def user_errors(cfg=None):
+    """Report the project's known failures as one message, exit status 1."""
+    import urllib.error
+    from projects.sdpt.checkpoint import (CorruptCheckpointError,
+                                          UntrustedCheckpointError)
+    from projects.sdpt.data_check import DataCheckError
+    from projects.sdpt.hooks import PromptCheckpointMismatch
+    from projects.sdpt.prompt_tuned_detector import MissingLanguageModelError
+    from projects.sdpt.reliability import NonFiniteLossError
+    try:
+        yield
+    except (MissingLanguageModelError, CorruptCheckpointError,
+            UntrustedCheckpointError, PromptCheckpointMismatch,
+            DataCheckError, NonFiniteLossError) as err:
+        raise SystemExit(f'{type(err).__name__}: {err}') from None
+    except urllib.error.URLError as err:
+        urls = [cfg.get(k) for k in ('load_from', 'base_weights')
+                if cfg is not None and '://' in str(cfg.get(k))]
+        import torch
+        raise SystemExit(
+            f'Could not download {urls or "the weights"} ({err.reason}). '
+            f'Offline? Download the file elsewhere and pass --cfg-options '
+            f'load_from=PATH base_weights=PATH, or put it in the torch hub '
+            f'cache {osp.join(torch.hub.get_dir(), "checkpoints")}.') from None

@@ -64,9 +64,15 @@ def parse_args(argv=None):
 class Run:
     """One (config, seed) cell of the grid."""
 
-    def __init__(self, config: str, seed: Optional[int], work_dir: str):
+    def __init__(self, config: str, seed: Optional[int], work_dir: str,
+                 split_seed: bool = False):
         self.config = config
         self.seed = seed
+        # Benchmark configs (projects/sdpt/benchmarks.py) pick their few-shot
+        # split by ``seed``: the grid's seed then selects split and training.
+        self.options = [] if seed is None else (
+            [f'randomness.seed={seed}'] +
+            ([f'seed={seed}'] if split_seed else []))
         self.name = osp.splitext(osp.basename(config))[0]
         self.dir = osp.join(work_dir, self.name,
                             'eval' if seed is None else f'seed{seed}')
@@ -102,7 +108,7 @@ def train(run: Run, args) -> None:
     if osp.isfile(run.path(DONE)):
         print(f'[skip] {run.label}: trained')
         return
-    options = [f'randomness.seed={run.seed}'] + list(args.cfg_options)
+    options = run.options + list(args.cfg_options)
     command = [osp.join(TOOLS, 'train.py'), run.config, '--work-dir', run.dir]
     if run.last_checkpoint():
         print(f'[resume] {run.label} from {run.last_checkpoint()}')
@@ -137,8 +143,8 @@ def evaluate(run: Run, args) -> None:
         '--work-dir', run.path('test'), '--metrics-out',
         run.path(METRICS + '.tmp')
     ]
-    if args.cfg_options:
-        command += ['--cfg-options'] + list(args.cfg_options)
+    if run.options or args.cfg_options:
+        command += ['--cfg-options'] + run.options + list(args.cfg_options)
     _run(command, run.path('compare.log'))
     os.replace(run.path(METRICS + '.tmp'), run.path(METRICS))
 
@@ -282,7 +288,10 @@ def main(argv=None):
         cfg = load_config(config)
         experiments[config] = dict(cfg.get('experiment') or {})
         seeds = [None] if cfg.get('evaluate_only') else args.seeds
-        runs += [Run(config, seed, args.work_dir) for seed in seeds]
+        split_seed = cfg.get('benchmark') is not None and 'seed' in cfg
+        runs += [
+            Run(config, seed, args.work_dir, split_seed) for seed in seeds
+        ]
 
     failed = []
     if not args.report_only:

@@ -7,7 +7,7 @@ machines); the counts do not depend on its weights, only on its size.
 """
 import argparse
 
-from _common import load_config, setup_environment
+from _common import load_config, user_errors, setup_environment
 
 setup_environment()
 
@@ -28,7 +28,8 @@ def main():
         detector.language_model.name = args.lang_model
         if 'lang_model_name' in detector.get('bbox_head', {}):
             detector.bbox_head.lang_model_name = args.lang_model
-    model = MODELS.build(cfg.model)
+    with user_errors(cfg):
+        model = MODELS.build(cfg.model)
     report = trainable_parameter_report(model)
     print(f'{args.config}: {format_report(report)}')
     for name, param in model.named_parameters():

@@ -14,8 +14,8 @@ base detector weights (``base_weights``, default its ``load_from``).
 import argparse
 import os.path as osp
 
-from _common import (default_work_dir, load_config, setup_cpu_distributed,
-                     setup_environment)
+from _common import (check_weights_exist, default_work_dir, load_config,
+                     setup_cpu_distributed, setup_environment, user_errors)
 
 setup_environment()
 
@@ -85,13 +85,15 @@ def main():
     if args.show or args.show_dir:
         cfg = trigger_visualization_hook(cfg, args)
 
-    runner = Runner.from_cfg(cfg)
-    if args.out:
-        if not args.out.endswith(('.pkl', '.pickle')):
-            raise SystemExit('--out must be a .pkl or .pickle file')
-        runner.test_evaluator.metrics.append(
-            DumpResults(out_file_path=args.out))
-    metrics = runner.test()
+    check_weights_exist(cfg)
+    with user_errors(cfg):
+        runner = Runner.from_cfg(cfg)
+        if args.out:
+            if not args.out.endswith(('.pkl', '.pickle')):
+                raise SystemExit('--out must be a .pkl or .pickle file')
+            runner.test_evaluator.metrics.append(
+                DumpResults(out_file_path=args.out))
+        metrics = runner.test()
     if args.metrics_out:
         import json
         from mmengine.dist import is_main_process

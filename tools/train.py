@@ -5,8 +5,8 @@
 import argparse
 import os.path as osp
 
-from _common import (default_work_dir, load_config, setup_cpu_distributed,
-                     setup_environment)
+from _common import (check_weights_exist, default_work_dir, load_config,
+                     setup_cpu_distributed, setup_environment, user_errors)
 
 setup_environment()
 
@@ -37,8 +37,33 @@ def parse_args():
         choices=['none', 'pytorch', 'slurm', 'mpi'],
         default='none',
         help='job launcher')
+    parser.add_argument(
+        '--skip-data-check',
+        action='store_true',
+        help='do not check the training annotations and images first')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     return parser.parse_args()
+
+
+def check_data(cfg):
+    """Fail before anything is built when the training set is broken."""
+    from mmengine.logging import MMLogger
+    from projects.sdpt.data_check import check_train_data
+    logger = MMLogger.get_instance('sdpt_data_check')
+    bad = []
+    for report in check_train_data(cfg):
+        if report.errors:
+            bad.append(report)
+        elif report.warnings:
+            logger.warning(report.format(max_listed=10))
+        else:
+            logger.info(report.format())
+    if bad:
+        raise SystemExit(
+            '\n'.join(r.format() for r in bad) +
+            '\nThe training data has errors (above): fix them, or check again '
+            'with tools/check_annotations.py. --skip-data-check trains '
+            'anyway.')
 
 
 def main():
@@ -68,8 +93,15 @@ def main():
             raise SystemExit(f'--resume: no checkpoint at {args.resume}')
         cfg.resume, cfg.load_from = True, args.resume
 
-    runner = Runner.from_cfg(cfg)
-    runner.train()
+    # Checkpoints written atomically (a kill leaves the previous one whole).
+    from projects.sdpt.reliability import use_atomic_checkpoints
+    use_atomic_checkpoints(cfg)
+    if not args.skip_data_check:
+        check_data(cfg)
+    check_weights_exist(cfg)
+    with user_errors(cfg):
+        runner = Runner.from_cfg(cfg)
+        runner.train()
     # Leave the process group cleanly: gloo aborts at interpreter exit
     # when a group is still alive.
     import torch.distributed as dist

@@ -1,8 +1,9 @@
 """Parameter-efficient prompt tuning for mmdet's GLIP and Grounding DINO.
 
 Importing this package registers ``PromptTunedDetector`` (mmdet MODELS),
-``PromptTuningHook`` and ``TrainCostHook`` (mmdet HOOKS), the prompt
-methods (mmdet MODELS: ``SDPTPrompt``, ``DPTPrompt``, ``TextContextPrompt``,
+``PromptTuningHook``, ``TrainCostHook``, ``AtomicCheckpointHook``,
+``FiniteLossHook`` and ``RandomStateHook`` (mmdet HOOKS), the prompt methods
+(mmdet MODELS: ``SDPTPrompt``, ``DPTPrompt``, ``TextContextPrompt``,
 ``VisualDeepPrompt``, ``IndependentDualPrompt``) and safe loaders for mmengine
 checkpoints under torch >= 2.6; for data and evaluation,
 ``ClassSubsetPrompt`` (mmdet TRANSFORMS), ``EvalReportHook`` (mmdet HOOKS) and
@@ -14,6 +15,8 @@ from .fusion import (FusionAdapter, GLIPFusionAdapter,
                      GroundingDINOFusionAdapter, fusion_adapter_for)
 from .hooks import PromptCheckpointMismatch, PromptTuningHook
 from .benchmarks import apply_benchmark
+from .reliability import (AtomicCheckpointHook, FiniteLossHook,
+                          NonFiniteLossError, RandomStateHook)
 from .prompt_tuned_detector import (PromptTunedDetector,
                                     trainable_parameter_report)
 from .dpt import ClassAwareVisualPrompt, DPTPrompt
@@ -33,5 +36,7 @@ __all__ = [
     'PromptMethod', 'FusionPromptMethod', 'InverseProjection', 'SDPTPrompt',
     'UnifiedPrototypePrompt', 'IndependentDualPrompt', 'TextContextPrompt',
     'VisualDeepPrompt', 'DPTPrompt', 'ClassAwareVisualPrompt',
-    'apply_benchmark', 'ClassSubsetPrompt', 'EvalReportHook'
+    'apply_benchmark', 'ClassSubsetPrompt', 'EvalReportHook',
+    'AtomicCheckpointHook', 'FiniteLossHook', 'NonFiniteLossError',
+    'RandomStateHook'
 ]

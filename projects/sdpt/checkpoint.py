@@ -8,12 +8,14 @@ allow exactly the types an mmengine/mmdet checkpoint contains, through
 mmengine's own extension point (``CheckpointLoader.register_scheme``) for local
 files and URLs. A checkpoint with any other pickled object is refused with a
 message; a user who trusts the file can set ``SDPT_TRUST_CHECKPOINTS=1`` to
-load it with full unpickling.
+load it with full unpickling. A truncated or corrupt file is reported as such
+(``CorruptCheckpointError``) instead of torch's zip-reader error.
 """
 import collections
 import contextlib
 import os
 import pickle
+import zipfile
 
 import numpy as np
 import torch
@@ -68,23 +70,62 @@ class UntrustedCheckpointError(RuntimeError):
     pass
 
 
+class CorruptCheckpointError(RuntimeError):
+    pass
+
+
+def _is_corrupt(filename, err) -> bool:
+    """Whether loading ``filename`` failed because the file is incomplete."""
+    if not isinstance(filename, str) or not os.path.isfile(filename):
+        return False
+    if os.path.getsize(filename) == 0:
+        return True
+    if zipfile.is_zipfile(filename):  # torch's format since 1.6
+        try:
+            with zipfile.ZipFile(filename) as archive:
+                return archive.testzip() is not None
+        except (zipfile.BadZipFile, OSError, EOFError):
+            return True
+    # Not a complete zip: a truncated new-style file, or a legacy pickle.
+    return isinstance(err, (EOFError, OSError)) or 'truncated' in str(
+        err) or 'PytorchStreamReader' in str(err)
+
+
+def _corrupt(filename):
+    return CorruptCheckpointError(
+        f'Checkpoint {filename} is truncated or corrupt '
+        f'({os.path.getsize(filename)} bytes): a copy or download that did '
+        f'not finish, or a run killed while writing it. Use an earlier '
+        f'checkpoint (the work dir\'s last_checkpoint names the last '
+        f'complete one) or copy / download the file again.')
+
+
 def _safe(loader):
 
     def load(filename, map_location=None, **kwargs):
-        if os.environ.get(TRUST_ENV) == '1':
-            with _weights_only(False):
-                return loader(filename, map_location, **kwargs)
         try:
+            if os.environ.get(TRUST_ENV) == '1':
+                with _weights_only(False):
+                    return loader(filename, map_location, **kwargs)
             with torch.serialization.safe_globals(CHECKPOINT_GLOBALS):
                 return loader(filename, map_location, **kwargs)
-        except pickle.UnpicklingError as err:
-            raise UntrustedCheckpointError(
-                f'Checkpoint {filename} contains a pickled object outside the '
-                f'types an mmengine checkpoint needs ({err}). If you trust '
-                f'this file, set {TRUST_ENV}=1 to load it with full '
-                f'unpickling.') from None
+        except (RuntimeError, EOFError, OSError, ValueError,
+                pickle.UnpicklingError) as err:
+            if isinstance(err, FileNotFoundError) or not _is_corrupt(
+                    filename, err):
+                if isinstance(err, pickle.UnpicklingError):
+                    raise _untrusted(filename, err) from None
+                raise
+            raise _corrupt(filename) from None
 
     return load
+
+
+def _untrusted(filename, err):
+    return UntrustedCheckpointError(
+        f'Checkpoint {filename} contains a pickled object outside the types '
+        f'an mmengine checkpoint needs ({err}). If you trust this file, set '
+        f'{TRUST_ENV}=1 to load it with full unpickling.')
 
 
 @contextlib.contextmanager

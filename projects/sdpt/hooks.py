@@ -6,13 +6,16 @@
 * ``before_save_checkpoint``: keeps only the trainable parameters (a prompt
   checkpoint) and records what they belong to in ``meta['prompt_tuning']``.
 * ``after_load_checkpoint``: refuses a prompt checkpoint made for another
-  model (detector, method, K, layers) and completes it with the base
-  detector's weights, so ``--resume`` and ``tools/test.py`` load a whole model.
+  model (detector, method, K, layers), and a detector checkpoint anywhere but
+  as the base weights of a new run; completes a prompt checkpoint with the
+  base detector's weights, so ``--resume`` and ``tools/test.py`` load a whole
+  model.
 """
 from typing import Optional
 
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
+from mmengine.runner import BaseLoop
 from mmengine.runner.checkpoint import _load_checkpoint
 from mmdet.registry import HOOKS
 
@@ -85,6 +88,26 @@ class PromptTuningHook(Hook):
         return (self.base_weights or runner.cfg.get('base_weights')
                 or (meta or {}).get('base_weights'))
 
+    def _check_detector_checkpoint(self, runner, checkpoint, source):
+        """A checkpoint without prompt meta is fine only as base weights."""
+        state = _state_dict_of(checkpoint)
+        if any(k.startswith(METHOD_ATTR + '.') for k in state):
+            return  # prompts saved with the model, without meta
+        training = isinstance(getattr(runner, '_train_loop', None), BaseLoop)
+        resuming = getattr(runner, '_resume', False)
+        if training and not resuming and \
+                source == self._base_weights(runner):
+            return
+        what = 'resume from' if resuming else (
+            'continue training from' if training else 'evaluate')
+        raise PromptCheckpointMismatch(
+            f'{source} holds no prompt parameters (a detector checkpoint?), '
+            f'but a prompt checkpoint is needed to {what}. Pass a checkpoint '
+            f'saved by prompt tuning (work_dirs/<config>/iter_*.pth); the '
+            f'detector weights belong in base_weights (and load_from to '
+            f'start training). To evaluate the detector without prompts use '
+            f'its plain mmdet config.')
+
     def before_train(self, runner) -> None:
         model = _unwrap(runner.model)
         allowed = set(allowed_trainable_names(model))
@@ -126,10 +149,11 @@ class PromptTuningHook(Hook):
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         meta = (checkpoint.get('meta') or {}).get(META_KEY)
-        if meta is None:
-            return  # a detector checkpoint (base weights): nothing to add
         model = _unwrap(runner.model)
         source = runner.cfg.get('load_from') or 'the checkpoint'
+        if meta is None:
+            self._check_detector_checkpoint(runner, checkpoint, source)
+            return  # the base weights: nothing to add
         check_prompt_checkpoint(meta, model, source)
         if meta.get('full_model'):
             return

@@ -20,6 +20,7 @@ The two ends of every comparison use the same wrapper: ``prompt=None`` is the
 zero-shot detector (nothing trains; evaluate it with ``tools/test.py``) and
 ``prompt=None, extra_trainable=['.*']`` is full fine-tuning.
 """
+import os.path as osp
 import re
 from typing import Dict, List, Optional, Sequence
 
@@ -30,6 +31,35 @@ from mmengine.logging import print_log
 from .fusion import fusion_adapter_for
 
 METHOD_ATTR = 'prompt_tuning'
+
+
+class MissingLanguageModelError(OSError):
+    pass
+
+
+def language_model_names(detector: dict) -> List[str]:
+    """The Hugging Face names / directories a GLIP or Grounding DINO config
+    reads its text encoder from."""
+    names = [(detector.get('language_model') or {}).get('name'),
+             (detector.get('bbox_head') or {}).get('lang_model_name')]
+    return sorted({n for n in names if n})
+
+
+def language_model_message(missing: Sequence[str], err=None) -> str:
+    name = missing[0]
+    return (
+        f'The text encoder {", ".join(map(repr, missing))} is not a local '
+        f'directory and could not be loaded from the Hugging Face cache '
+        f'(offline, or never downloaded)'
+        + (f': {str(err).splitlines()[0].rstrip(".")}' if err else '') + '. '
+        f'On a machine with internet, save it once:\n'
+        f'  python -c "from transformers import AutoTokenizer, BertModel; '
+        f"AutoTokenizer.from_pretrained('{name}').save_pretrained('DIR'); "
+        f"BertModel.from_pretrained('{name}').save_pretrained('DIR')\"\n"
+        f'copy DIR here and point the config at it: --cfg-options '
+        f'model.detector.language_model.name=DIR (GLIP also '
+        f'model.detector.bbox_head.lang_model_name=DIR), or set '
+        f'HF_HOME to a cache that holds it.')
 
 
 def allowed_trainable_names(model: nn.Module) -> List[str]:
@@ -88,7 +118,15 @@ def PromptTunedDetector(detector: dict,
     """
     if data_preprocessor is not None and 'data_preprocessor' not in detector:
         detector = dict(detector, data_preprocessor=data_preprocessor)
-    model = MODELS.build(detector)
+    try:
+        model = MODELS.build(detector)
+    except OSError as err:
+        names = language_model_names(detector)
+        missing = [n for n in names if not osp.isdir(n)]
+        if not missing:
+            raise
+        raise MissingLanguageModelError(
+            language_model_message(missing, err)) from None
     adapter = fusion_adapter_for(model)
     method = None
     if prompt is not None:
