@@ -36,8 +36,11 @@ class IndependentDualPrompt(FusionPromptMethod):
                  num_tokens: int = 100,
                  layers: Union[str, Sequence[int]] = 'all',
                  mode: str = 'synchronous',
-                 init_std: float = 0.02):
-        super().__init__(num_tokens=num_tokens, layers=layers, mode=mode)
+                 init_std: float = 0.02,
+                 fast_attention: bool = True):
+        super().__init__(
+            num_tokens=num_tokens, layers=layers, mode=mode,
+            fast_attention=fast_attention)
         self.init_std = init_std
         self.image_tokens = nn.ParameterDict()
         self.text_tokens = nn.ParameterDict()

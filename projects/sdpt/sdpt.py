@@ -26,10 +26,12 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+import torch.nn.functional as F
+from mmdet.models.utils.vlfuse_helper import MAX_CLAMP_VALUE
 from mmdet.registry import MODELS
 
 from .fusion import FusionAdapter, FusionLayer
-from .method import PromptMethod
+from .method import PromptMethod, ReplacedMethod
 
 MODES = ('synchronous', 'reference')
 
@@ -108,21 +110,121 @@ def _split_attention_call(args, kwargs):
     return [values.get(n) for n in names]
 
 
+def _heads(tensor: Tensor, num_heads: int) -> Tensor:
+    """(..., N, E) -> (..., heads, N, E / heads)."""
+    *lead, n, e = tensor.shape
+    return tensor.view(*lead, n, num_heads, e // num_heads).transpose(-3, -2)
+
+
+def _merge_heads(tensor: Tensor) -> Tensor:
+    """(B, heads, N, d) -> (B, N, heads * d)."""
+    b, h, n, d = tensor.shape
+    return tensor.transpose(1, 2).reshape(b, n, h * d)
+
+
+def _clamp(logits: Tensor, attn) -> Tensor:
+    if attn.clamp_min_for_underflow:
+        logits = torch.clamp(logits, min=-MAX_CLAMP_VALUE)
+    if attn.clamp_max_for_overflow:
+        logits = torch.clamp(logits, max=MAX_CLAMP_VALUE)
+    return logits
+
+
+def prompted_bi_attention(attn, vision: Tensor, lang: Tensor,
+                          mask_v: Optional[Tensor],
+                          image_query_text_mask: Optional[Tensor],
+                          prompts: Tuple[Tensor, Tensor, Optional[Tensor],
+                                         Optional[Tensor]],
+                          prompts_visible_to_image: bool):
+    """mmdet ``BiMultiHeadAttention.forward`` on ``[V; Pv]`` and ``[L; Pl]``,
+    computing only the rows of the original tokens.
+
+    The straightforward path appends the prompt copies to the inputs and drops
+    the prompt rows of both outputs. Here the prompts enter only as keys and
+    values, through their projections (``prompts``: ``v_proj(Pv) * scale``,
+    ``values_v_proj(Pv)``, ``l_proj(Pl)``, ``values_l_proj(Pl)``, each
+    (heads, K, head_dim) in the inputs' dtype, cacheable at inference; the
+    last two None in reference mode): image queries attend to
+    ``[L; Pl]`` (or to ``L`` alone when ``prompts_visible_to_image`` is False,
+    reference mode, where the masked prompt keys are never computed) and text
+    queries to ``[V; Pv]``. The operations on every kept entry are mmdet's
+    (clamps, max shift over all keys, masks, softmax, dropout), so the result
+    equals the straightforward path up to floating-point summation order.
+
+    Args:
+        attn: the ``BiMultiHeadAttention`` instance (its weights are used).
+        mask_v: the visual padding mask (B, Nv), bool, or None.
+        image_query_text_mask: the text mask the image queries see on the
+            original text entries, in mmdet's additive convention, or None.
+    """
+    bsz, num_v, _ = vision.shape
+    heads = attn.num_heads
+    q_p, vv_p, k_p, vl_p = prompts
+    query = _heads(attn.v_proj(vision) * attn.scale, heads)  # B,H,Nv,d
+    key = _heads(attn.l_proj(lang), heads)  # B,H,Nl,d
+    value_v = _heads(attn.values_v_proj(vision), heads)
+    value_l = _heads(attn.values_l_proj(lang), heads)
+
+    logits = _clamp(query @ key.transpose(-1, -2), attn)  # B,H,Nv,Nl
+    # text queries: logits over [V; Pv]; Pv's are q_p . key
+    logits_pl = _clamp(torch.matmul(q_p, key.transpose(-1, -2)), attn)
+    logits_l = torch.cat([logits, logits_pl], dim=2).transpose(-1, -2)
+    logits_l = logits_l - torch.max(logits_l, dim=-1, keepdim=True)[0]
+    logits_l = _clamp(logits_l, attn)
+    if mask_v is not None:
+        mask_v = torch.cat(
+            [mask_v, mask_v.new_zeros(bsz, q_p.shape[-2])], dim=1)
+        logits_l = logits_l.masked_fill(mask_v[:, None, None, :],
+                                        float('-inf'))
+    probs_l = logits_l.softmax(dim=-1)
+
+    # image queries: logits over [L; Pl] (synchronous) or L (reference)
+    if prompts_visible_to_image:
+        logits_v = torch.cat(
+            [logits, _clamp(torch.matmul(query, k_p.transpose(-1, -2)),
+                            attn)],
+            dim=-1)
+        values_for_v = torch.cat(
+            [value_l, vl_p.expand(bsz, -1, -1, -1)], dim=2)
+    else:
+        logits_v, values_for_v = logits, value_l
+    if image_query_text_mask is not None:
+        mask = image_query_text_mask[:, None, None, :]
+        logits_v = logits_v + mask.masked_fill(mask == 0, -9e15)
+    probs_v = F.softmax(logits_v, dim=-1)
+
+    probs_v = F.dropout(probs_v, p=attn.dropout, training=attn.training)
+    probs_l = F.dropout(probs_l, p=attn.dropout, training=attn.training)
+    out_v = probs_v @ values_for_v
+    out_l = probs_l @ torch.cat([value_v, vv_p.expand(bsz, -1, -1, -1)],
+                                dim=2)
+    return (attn.out_v_proj(_merge_heads(out_v)),
+            attn.out_l_proj(_merge_heads(out_l)))
+
+
 class FusionPromptMethod(PromptMethod):
     """Base of methods that add tokens to the inputs of fusion attentions.
 
     A subclass says which tokens each prompted layer appends on the image side
-    and on the text side (:meth:`prompt_tokens`); this class extends the inputs
-    and masks through forward hooks on the mmdet attention instances and drops
-    the prompt rows of the outputs, so the detector's code and parameter names
-    stay untouched. ``enabled = False`` switches every prompt off.
+    and on the text side (:meth:`prompt_tokens`). By default
+    (``fast_attention=True``) the prompted attention instances compute their
+    output with :func:`prompted_bi_attention`: only the original tokens'
+    rows, the prompts' projections cached while no gradient is recorded.
+    With ``fast_attention=False`` (the straightforward path, kept as the
+    numerical reference) forward hooks extend the inputs and masks of the
+    mmdet attention and drop the prompt rows of its outputs. Either way the
+    detector's code and parameter names stay untouched. ``enabled = False``
+    switches every prompt off (the mmdet forward runs unchanged).
     """
 
     def __init__(self,
                  num_tokens: int,
                  layers: Union[str, Sequence[int]] = 'all',
-                 mode: str = 'synchronous'):
+                 mode: str = 'synchronous',
+                 fast_attention: bool = True):
         super().__init__()
+        self.fast_attention = fast_attention
+        self._cache = {}
         if num_tokens < 0:
             raise ValueError(f'num_tokens must be >= 0, got {num_tokens}')
         if mode not in MODES:
@@ -175,16 +277,95 @@ class FusionPromptMethod(PromptMethod):
                     self._make_input_hook(layer), with_kwargs=True))
             self._keep(
                 layer.attention.register_forward_hook(self._drop_prompt_rows))
+            self._keep(
+                ReplacedMethod(layer.attention, 'forward',
+                               self._make_fast_forward(layer)))
         return self
+
+    # ---- fast path -------------------------------------------------------
+    def _fast(self, attention) -> bool:
+        # a global max over every logit (prompt rows included) is not
+        # reproduced by the row-restricted path: use the hooks then
+        return self.fast_attention and not attention.stable_softmax_2d
+
+    def _cached(self, layer: FusionLayer, name: str, modules, compute):
+        """``compute()``, cached while no gradient is recorded; the key
+        follows every parameter of the method and of ``modules`` (identity
+        and in-place version), the dtype and autocast state."""
+        if torch.is_grad_enabled():
+            return compute()
+        tensors = list(self.parameters())
+        for module in modules:
+            tensors += list(module.parameters())
+        device = tensors[0].device
+        key = (tuple((t.data_ptr(), t._version) for t in tensors),
+               torch.is_autocast_enabled(device.type),
+               torch.get_autocast_dtype(device.type))
+        entry = self._cache.get((layer.index, name))
+        if entry is None or entry[0] != key:
+            entry = (key, compute())
+            self._cache[(layer.index, name)] = entry
+        return entry[1]
+
+    def _prompt_tokens_cached(self, layer: FusionLayer):
+        return self._cached(layer, 'tokens', [layer.attention],
+                            lambda: self.prompt_tokens(layer))
+
+    def _prompt_projections(self, layer: FusionLayer, dtype,
+                            text_side: bool):
+        """Per-head query and value of the image-side copies and, when
+        ``text_side``, key and value of the text-side copies (else None:
+        in reference mode no query sees them)."""
+        attn = layer.attention
+
+        def compute():
+            image_tokens, text_tokens = self._prompt_tokens_cached(layer)
+            image_tokens = image_tokens.to(dtype)
+            heads = attn.num_heads
+            projections = (
+                _heads(attn.v_proj(image_tokens) * attn.scale, heads),
+                _heads(attn.values_v_proj(image_tokens), heads))
+            if not text_side:
+                return projections + (None, None)
+            text_tokens = text_tokens.to(dtype)
+            return projections + (
+                _heads(attn.l_proj(text_tokens), heads),
+                _heads(attn.values_l_proj(text_tokens), heads))
+
+        return self._cached(layer, f'projections_{dtype}_{text_side}',
+                            [attn], compute)
+
+    def _make_fast_forward(self, layer: FusionLayer):
+        attention = layer.attention
+        original = type(attention).forward
+
+        def forward(*args, **kwargs):
+            if not (self.enabled and self._fast(attention)):
+                return original(attention, *args, **kwargs)
+            vision, lang, mask_v, mask_l = _split_attention_call(args, kwargs)
+            batch, num_text = lang.shape[:2]
+            visible = self.mode == 'synchronous'
+            # the text mask the hook path gives the image queries
+            mask_l = self.adapter.extend_text_mask(
+                mask_l, batch, num_text, self.num_tokens, lang.device,
+                visible=visible)
+            if mask_l is not None and not visible:
+                mask_l = mask_l[:, :num_text]
+            return prompted_bi_attention(
+                attention, vision, lang, mask_v, mask_l,
+                self._prompt_projections(layer, vision.dtype, visible),
+                prompts_visible_to_image=visible)
+
+        return forward
 
     def _make_input_hook(self, layer: FusionLayer):
 
         def extend_inputs(module, args, kwargs):
-            if not self.enabled:
+            if not self.enabled or self._fast(module):
                 return None
             vision, lang, mask_v, mask_l = _split_attention_call(args, kwargs)
             batch, num_text = lang.shape[:2]
-            image_tokens, text_tokens = self.prompt_tokens(layer)
+            image_tokens, text_tokens = self._prompt_tokens_cached(layer)
             k = image_tokens.shape[0]
             # One set of tokens for every image: broadcast over the batch.
             vision = torch.cat(
@@ -203,7 +384,7 @@ class FusionPromptMethod(PromptMethod):
         return extend_inputs
 
     def _drop_prompt_rows(self, module, args, output):
-        if not self.enabled:
+        if not self.enabled or self._fast(module):
             return None
         out_v, out_l = output
         return out_v[:, :-self.num_tokens], out_l[:, :-self.num_tokens]
@@ -233,6 +414,10 @@ class SDPTPrompt(FusionPromptMethod):
             is unchanged).
         init (str): token initialisation, ``'uniform'`` U(-1, 1) (reference
             code) or ``'normal'``.
+        fast_attention (bool): compute only the original tokens' rows of
+            the prompted attentions, prompt projections cached at inference
+            (default); False runs the straightforward hook path (same
+            numbers, slower).
     """
 
     def __init__(self,
@@ -240,8 +425,11 @@ class SDPTPrompt(FusionPromptMethod):
                  layers: Union[str, Sequence[int]] = 'all',
                  share_across_layers: bool = False,
                  mode: str = 'synchronous',
-                 init: str = 'uniform'):
-        super().__init__(num_tokens=num_tokens, layers=layers, mode=mode)
+                 init: str = 'uniform',
+                 fast_attention: bool = True):
+        super().__init__(
+            num_tokens=num_tokens, layers=layers, mode=mode,
+            fast_attention=fast_attention)
         self.share_across_layers = share_across_layers
         self.init = init
         self.prototypes = nn.ModuleDict()
