@@ -50,21 +50,27 @@ def test_bar_chart_caps_many_classes(tmp_path):
         assert im.size[1] < 2000  # 40 bars, not 1203
 
 
+ZERO_SHOT_GLIP = osp.join(REPO_ROOT,
+                          'configs/demo/zoo/zero_shot_glip_tiny_demo.py')
+
+
 @pytest.fixture(scope='module')
 def reported(demo_root):
-    """tools/test.py --report on the tiny GLIP, the demo data given as a
-    custom benchmark (1-shot, seed 3)."""
+    """tools/test.py --report on the tiny GLIP (zero-shot: the base weights
+    alone are a valid checkpoint), the demo data given as a custom benchmark
+    (1-shot, seed 3)."""
     assert run([osp.join(TOOLS, 'make_demo_assets.py')],
                cwd=demo_root)[0] == 0
     code, log = run([
-        osp.join(TOOLS, 'test.py'), DEMO_CONFIGS['glip'], '--report',
+        osp.join(TOOLS, 'test.py'), ZERO_SHOT_GLIP, '--report',
         '--cfg-options', 'benchmark=custom', 'data_root=data/demo/shapes/',
         'train_ann=annotations/instances_train.json', 'train_img=train/',
         'val_ann=annotations/instances_val.json', 'val_img=val/',
         'classes=[circle,square,triangle]', 'shots=1', 'seed=3'
     ], cwd=demo_root)
     assert code == 0, log[-4000:]
-    work_dir = demo_root / 'work_dirs' / 'sdpt_glip_tiny_demo' / '1shot_seed3'
+    work_dir = demo_root / 'work_dirs' / 'zero_shot_glip_tiny_demo' / \
+        '1shot_seed3'
     return work_dir, log
 
 
@@ -103,7 +109,7 @@ def test_report_of_a_test_run(reported, demo_root):
 
 def test_aggregate_a_real_report(reported, tmp_path):
     work_dir, _ = reported
-    root = work_dir.parent  # work_dirs/sdpt_glip_tiny_demo
+    root = work_dir.parent  # work_dirs/zero_shot_glip_tiny_demo
     code, out = run([osp.join(TOOLS, 'aggregate_seeds.py'), root,
                      '--out', tmp_path])
     assert code == 0, out

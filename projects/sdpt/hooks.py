@@ -89,7 +89,11 @@ class PromptTuningHook(Hook):
                 or (meta or {}).get('base_weights'))
 
     def _check_detector_checkpoint(self, runner, checkpoint, source):
-        """A checkpoint without prompt meta is fine only as base weights."""
+        """A checkpoint without prompt meta is fine only as base weights,
+        unless the model has no prompt method (zero-shot, full fine-tuning):
+        then every checkpoint is a detector checkpoint."""
+        if getattr(_unwrap(runner.model), METHOD_ATTR, None) is None:
+            return
         state = _state_dict_of(checkpoint)
         if any(k.startswith(METHOD_ATTR + '.') for k in state):
             return  # prompts saved with the model, without meta
