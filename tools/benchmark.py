@@ -247,7 +247,11 @@ def benchmark(args):
         device=device, size=args.size, threads=torch.get_num_threads()
         if device == 'cpu' and not args.threads else args.threads,
         rounds=args.rounds, repeats=args.repeats, warmup=args.warmup,
-        configs={}, ratios={})
+        # which GPU, or which torch build on CPU: figures are only
+        # comparable on the same one
+        device_name=(torch.cuda.get_device_name()
+                     if device == 'cuda' else 'cpu'),
+        torch=torch.__version__, configs={}, ratios={})
     for label, path, options in configs:
         entry = dict(path=path, options=options, **info.get(label, {}))
         for phase, batch in jobs:

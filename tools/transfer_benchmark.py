@@ -3,7 +3,7 @@
     python tools/transfer_benchmark.py [--detectors glip gdino] \\
         [--methods zero_shot full_ft text visual dpt independent_dual sdpt \\
          sdpt_reference] [--shots 1 3 5 10] [--seeds 3] [--iters 40] \\
-        [--pretrain-iters glip=400 gdino=800] [--workers 2] \\
+        [--pretrain-iters glip=800 gdino=2000] [--workers 2] \\
         [--root data/synthetic] [--work-dir work_dirs/transfer]
 
 1. Writes the synthetic grounding corpus (``projects/sdpt/synthetic_corpus``)
@@ -44,7 +44,7 @@ DETECTORS = ('glip', 'gdino')
 DETECTOR_NAMES = {'glip': 'GLIP (tiny)', 'gdino': 'Grounding DINO (tiny)'}
 METHODS = ('zero_shot', 'full_ft', 'text', 'visual', 'dpt',
            'independent_dual', 'sdpt', 'sdpt_reference')
-DEFAULT_PRETRAIN_ITERS = {'glip': 400, 'gdino': 800}
+DEFAULT_PRETRAIN_ITERS = {'glip': 800, 'gdino': 2000}
 METRICS = 'metrics.json'
 
 

@@ -29,14 +29,15 @@ test_dataloader = val_dataloader
 val_evaluator = dict(ann_file=data_root + 'annotations/instances_val.json')
 test_evaluator = val_evaluator
 
-max_iters = 1000
+max_iters = 800
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=50),
     dict(type='CosineAnnealingLR', by_epoch=False, begin=50, end=max_iters,
          eta_min_ratio=0.05)
 ]
-optim_wrapper = dict(optimizer=dict(lr=1e-3))
+# 1e-3 (Grounding DINO's) stalls GLIP: loss 2.80 vs 1.94 after 500 iterations.
+optim_wrapper = dict(optimizer=dict(lr=2e-4))
 default_hooks = dict(
     logger=dict(interval=50),
     checkpoint=dict(interval=max_iters, max_keep_ckpts=1))

@@ -129,6 +129,9 @@ def make_shapes_dataset(root: str,
                   'w') as f:
             json.dump(
                 dict(
+                    # pycocotools >= 2.0.9 reads ``info`` with results
+                    info=dict(description=f'demo shapes, {split}'),
+                    licenses=[],
                     images=images,
                     annotations=annotations,
                     categories=categories), f)

@@ -167,7 +167,10 @@ def make_domain_split(out_dir: str, domain: str, split: str, count: int,
                   for i, name in enumerate(classes)]
     tmp = ann_file + '.tmp'
     with open(tmp, 'w') as f:
-        json.dump(dict(images=images, annotations=annotations,
+        # ``info``: pycocotools >= 2.0.9 reads it when loading results.
+        json.dump(dict(info=dict(description=f'synthetic corpus, {domain} '
+                                 f'domain, {split}', version='1'),
+                       licenses=[], images=images, annotations=annotations,
                        categories=categories), f)
     # The annotation file is written last and atomically: its presence
     # marks a complete split.
