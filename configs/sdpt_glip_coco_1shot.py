@@ -32,9 +32,9 @@ experiment = dict(method='SDPT', detector='GLIP-L', task='COCO 1-shot')
 shots, seed = 1, 3
 # The few-shot protocol (k in {1, 3, 5, 10} x seeds {3, 30, 300}):
 # tools/train.py and tools/test.py derive the split file from shots / seed
-# (projects/sdpt/benchmarks.py), e.g. --cfg-options shots=5 seed=30 reads
-# instances_train2017_5shot_seed30.json; runs go to work_dirs/<config>/
-# <k>shot_seed<seed>/.
+# (projects/sdpt/datasets/benchmark_settings.py), e.g. --cfg-options shots=5
+# seed=30 reads instances_train2017_5shot_seed30.json; runs go to
+# work_dirs/<config>/<k>shot_seed<seed>/.
 benchmark = 'coco'
 train_pipeline = [
     dict(

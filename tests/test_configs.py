@@ -77,3 +77,48 @@ def test_zoo_configs_change_only_the_method(pattern):
             assert cfg.model.extra_trainable == ['.*']
         if method == 'sdpt_reference':
             assert prompt.mode == 'reference'
+
+
+DEMO = ('demo/sdpt_glip_tiny_demo.py', 'demo/sdpt_gdino_tiny_demo.py')
+# what each demo config takes as it is from the shapes_<key> of the data base
+# (default_hooks and log_processor are merged into the mmdet base's)
+DEMO_DATA = ('data_root', 'metainfo', 'img_scale', 'train_pipeline',
+             'test_pipeline', 'train_dataloader', 'val_dataloader',
+             'val_evaluator', 'max_iters', 'train_cfg', 'param_scheduler',
+             'optim_wrapper', 'auto_scale_lr')
+
+
+def _without_delete(value):
+    if isinstance(value, dict):
+        return {k: _without_delete(v) for k, v in value.items()
+                if k != '_delete_'}
+    if isinstance(value, list):
+        return [_without_delete(v) for v in value]
+    return value
+
+
+def test_demo_configs_share_the_shapes_data():
+    """Both demo detectors train and test on the same data and schedule,
+    those of configs/demo/_base_/shapes_demo_data.py, which replace the mmdet
+    bases' (COCO, epoch-based) ones."""
+    glip, gdino = (Config.fromfile(osp.join(REPO_ROOT, 'configs', p))
+                   for p in DEMO)
+    for key in DEMO_DATA:
+        assert glip[key] == gdino[key], key
+        assert glip[key] == _without_delete(glip['shapes_' + key]), key
+    for key in ('test_dataloader', 'test_evaluator', 'default_hooks',
+                'log_processor'):
+        assert glip[key] == gdino[key], key
+    assert glip.test_dataloader == glip.val_dataloader
+    assert glip.test_evaluator == glip.val_evaluator
+    dataset = glip.train_dataloader.dataset
+    assert dataset.data_root == 'data/demo/shapes/'
+    assert dataset.ann_file == 'annotations/instances_train.json'
+    assert glip.val_evaluator.ann_file == \
+        'data/demo/shapes/annotations/instances_val.json'
+    assert dict(glip.train_cfg) == dict(
+        type='IterBasedTrainLoop', max_iters=40, val_interval=40)
+    # nothing of the mmdet bases' data is left over
+    assert set(glip.val_evaluator) == {
+        'type', 'ann_file', 'metric', 'format_only'}
+    assert set(glip.optim_wrapper) == {'type', 'optimizer', 'clip_grad'}

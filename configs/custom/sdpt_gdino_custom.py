@@ -2,9 +2,9 @@
 # sdpt_glip_custom.py (the same fields), with the recipe of
 # ../sdpt_gdino_coco_1shot.py.
 #
-#   # 1. validate the annotation files before training (from the checker of
-#   #    issue 5: missing images, boxes outside images, unknown category ids,
-#   #    empty categories, duplicate ids)
+#   # 1. validate the annotation files before training with the data
+#   #    checker (tools/check_annotations.py): missing images, boxes outside
+#   #    images, unknown category ids, empty categories, duplicate ids
 #   python tools/check_annotations.py data/mydata/annotations/train.json \
 #       --img-dir data/mydata/images/ --classes class_a class_b
 #   # 2. optional k-shot splits (k in {1,3,5,10} x seeds {3,30,300})
@@ -29,4 +29,5 @@ shots, seed = None, 3                  # shots=k: the k-shot split
 
 val_evaluator = dict(classwise=True)
 test_evaluator = val_evaluator
-custom_hooks = [dict(type='PromptTuningHook'), dict(type='EvalReportHook')]
+# The runtime's hooks, plus the per-class AP report under <work_dir>/report/.
+custom_hooks = _base_.custom_hooks + [dict(type='EvalReportHook')]

@@ -5,7 +5,8 @@
 # losses and AP show that the pipeline works, not what SDPT achieves.
 _base_ = [
     'mmdet::glip/glip_atss_swin-t_b_fpn_dyhead_16xb2_ms-2x_funtune_coco.py',
-    '../_base_/prompt_tuning_runtime.py'
+    '../_base_/prompt_tuning_runtime.py',
+    './_base_/shapes_demo_data.py'
 ]
 demo_root = 'data/demo/'
 lang_model_name = demo_root + 'bert'
@@ -34,90 +35,24 @@ experiment = dict(method='SDPT', detector='GLIP (tiny)', task='shapes (demo)')
 base_weights = demo_root + 'glip_tiny_base.pth'
 load_from = base_weights
 
-# ---- data: the synthetic shapes set (tools/make_demo_assets.py), 128x128,
-# a short CPU schedule. mmengine refuses a shared data base here (its keys
-# would duplicate the mmdet base's), so the two demo configs repeat it.
-dataset_type = 'CocoDataset'
-data_root = 'data/demo/shapes/'
-metainfo = dict(classes=('circle', 'square', 'triangle'))
-img_scale = (128, 128)
-
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations', with_bbox=True),
-    dict(type='Resize', scale=img_scale, keep_ratio=True),
-    dict(type='RandomFlip', prob=0.5),
-    dict(
-        type='PackDetInputs',
-        meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
-                   'scale_factor', 'flip', 'flip_direction', 'text',
-                   'custom_entities'))
-]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=img_scale, keep_ratio=True),
-    dict(type='LoadAnnotations', with_bbox=True),
-    dict(
-        type='PackDetInputs',
-        meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
-                   'scale_factor', 'text', 'custom_entities'))
-]
-train_dataloader = dict(
-    _delete_=True,
-    batch_size=2,
-    num_workers=0,
-    persistent_workers=False,
-    sampler=dict(type='InfiniteSampler', shuffle=True),
-    batch_sampler=dict(type='AspectRatioBatchSampler'),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        metainfo=metainfo,
-        ann_file='annotations/instances_train.json',
-        data_prefix=dict(img='train/'),
-        filter_cfg=dict(filter_empty_gt=True),
-        pipeline=train_pipeline,
-        return_classes=True))
-val_dataloader = dict(
-    _delete_=True,
-    batch_size=2,
-    num_workers=0,
-    persistent_workers=False,
-    drop_last=False,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        metainfo=metainfo,
-        ann_file='annotations/instances_val.json',
-        data_prefix=dict(img='val/'),
-        test_mode=True,
-        pipeline=test_pipeline,
-        return_classes=True))
+# ---- data and schedule: the synthetic shapes set (tools/make_demo_assets.py),
+# 128x128, and a short CPU schedule, shared with sdpt_gdino_tiny_demo.py
+# (_base_/shapes_demo_data.py).
+data_root = _base_.shapes_data_root
+metainfo = _base_.shapes_metainfo
+img_scale = _base_.shapes_img_scale
+train_pipeline = _base_.shapes_train_pipeline
+test_pipeline = _base_.shapes_test_pipeline
+train_dataloader = _base_.shapes_train_dataloader
+val_dataloader = _base_.shapes_val_dataloader
 test_dataloader = val_dataloader
-val_evaluator = dict(
-    _delete_=True,
-    type='CocoMetric',
-    ann_file=data_root + 'annotations/instances_val.json',
-    metric='bbox',
-    format_only=False)
+val_evaluator = _base_.shapes_val_evaluator
 test_evaluator = val_evaluator
 
-max_iters = 40
-train_cfg = dict(
-    _delete_=True, type='IterBasedTrainLoop', max_iters=max_iters,
-    val_interval=max_iters)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
-param_scheduler = [dict(type='ConstantLR', factor=1.0, by_epoch=False)]
-optim_wrapper = dict(
-    _delete_=True,
-    type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=1e-2, weight_decay=0.01),
-    clip_grad=dict(max_norm=1.0, norm_type=2))
-default_hooks = dict(
-    logger=dict(type='LoggerHook', interval=5),
-    checkpoint=dict(
-        type='CheckpointHook', by_epoch=False, interval=20, max_keep_ckpts=2))
-log_processor = dict(by_epoch=False)
-auto_scale_lr = dict(enable=False, base_batch_size=2)
+max_iters = _base_.shapes_max_iters
+train_cfg = _base_.shapes_train_cfg
+param_scheduler = _base_.shapes_param_scheduler
+optim_wrapper = _base_.shapes_optim_wrapper
+default_hooks = _base_.shapes_default_hooks
+log_processor = _base_.shapes_log_processor
+auto_scale_lr = _base_.shapes_auto_scale_lr

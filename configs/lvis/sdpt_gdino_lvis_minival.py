@@ -36,4 +36,5 @@ val_evaluator = dict(
     'annotations/lvis_v1_minival_inserted_image_name.json')
 test_evaluator = val_evaluator
 
-custom_hooks = [dict(type='PromptTuningHook'), dict(type='EvalReportHook')]
+# The runtime's hooks, plus the per-class AP report under <work_dir>/report/.
+custom_hooks = _base_.custom_hooks + [dict(type='EvalReportHook')]

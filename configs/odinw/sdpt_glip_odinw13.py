@@ -1,7 +1,8 @@
 # SDPT on GLIP-L, few-shot ODinW13: one config for the 13 datasets x
 # k in {1, 3, 5, 10} x seeds {3, 30, 300}. Pick the setting on the command
-# line; projects/sdpt/benchmarks.py (ODINW13) fills in the dataset's files,
-# class names and prompt overrides as mmdet's odinw13 configs define them:
+# line; projects/sdpt/datasets/benchmark_settings.py (ODINW13) fills in the
+# dataset's files, class names and prompt overrides as mmdet's odinw13
+# configs define them:
 #
 #   python tools/train.py configs/odinw/sdpt_glip_odinw13.py \
 #       --cfg-options dataset=Aquarium shots=3 seed=30
@@ -30,6 +31,7 @@ test_dataloader = val_dataloader
 val_evaluator = dict(classwise=True)
 test_evaluator = val_evaluator
 
-# Per-class AP table and bar chart, results JSON and drawn detections under
-# <work_dir>/report/ (projects/sdpt/reports.py).
-custom_hooks = [dict(type='PromptTuningHook'), dict(type='EvalReportHook')]
+# The runtime's hooks, plus EvalReportHook (projects/sdpt/engine/hooks/):
+# per-class AP table and bar chart, results JSON and drawn detections under
+# <work_dir>/report/ (written by projects/sdpt/evaluation/reports.py).
+custom_hooks = _base_.custom_hooks + [dict(type='EvalReportHook')]

@@ -39,6 +39,8 @@ test_pipeline = [
     dict(t, scale=img_scale) if t['type'] == 'Resize' else t
     for t in _base_.test_pipeline
 ]
+# Otherwise the demo's data (file layout, samplers) and schedule (40
+# iterations, validation at the end).
 train_dataloader = dict(
     batch_size=4,
     dataset=dict(
@@ -46,22 +48,14 @@ train_dataloader = dict(
         metainfo=metainfo,
         # tools/make_few_shot.py's protocol names
         ann_file=f'annotations/instances_train_{shots}shot_seed{seed}.json',
-        data_prefix=dict(img='train/'),
         pipeline=train_pipeline))
 val_dataloader = dict(
     batch_size=8,
     dataset=dict(
-        data_root=data_root,
-        metainfo=metainfo,
-        ann_file='annotations/instances_val.json',
-        data_prefix=dict(img='val/'),
-        pipeline=test_pipeline))
+        data_root=data_root, metainfo=metainfo, pipeline=test_pipeline))
 test_dataloader = val_dataloader
 val_evaluator = dict(ann_file=data_root + 'annotations/instances_val.json')
 test_evaluator = val_evaluator
-
-max_iters = 40
-train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 default_hooks = dict(
     logger=dict(interval=10),
-    checkpoint=dict(interval=max_iters, max_keep_ckpts=1))
+    checkpoint=dict(interval=_base_.max_iters, max_keep_ckpts=1))

@@ -4,6 +4,8 @@
 # caches the result as data/synthetic/gdino_tiny_synthetic_base.pth.
 _base_ = './gdino_tiny_synthetic.py'
 
+# The runtime's hooks stay on: with extra_trainable=['.*'] PromptTuningHook
+# lets every parameter train and saves whole checkpoints.
 model = dict(
     prompt=None,
     extra_trainable=['.*'],
@@ -18,13 +20,13 @@ metainfo = dict(classes=(
     'red circle', 'red square', 'red cross', 'green circle', 'green square',
     'green triangle', 'blue square', 'blue triangle', 'blue cross',
     'yellow circle', 'yellow triangle', 'yellow cross'))
+# the whole training split, not a k-shot one
 train_dataloader = dict(
     dataset=dict(
         data_root=data_root,
         metainfo=metainfo,
         ann_file='annotations/instances_train.json'))
-val_dataloader = dict(
-    dataset=dict(data_root=data_root, metainfo=metainfo))
+val_dataloader = dict(dataset=dict(data_root=data_root, metainfo=metainfo))
 test_dataloader = val_dataloader
 val_evaluator = dict(ann_file=data_root + 'annotations/instances_val.json')
 test_evaluator = val_evaluator
@@ -38,5 +40,4 @@ param_scheduler = [
 ]
 optim_wrapper = dict(optimizer=dict(lr=1e-3))
 default_hooks = dict(
-    logger=dict(interval=50),
-    checkpoint=dict(interval=max_iters, max_keep_ckpts=1))
+    logger=dict(interval=50), checkpoint=dict(interval=max_iters))
