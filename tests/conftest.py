@@ -20,7 +20,7 @@ DEMO_CONFIGS = {
 @pytest.fixture(scope='session')
 def demo_root(tmp_path_factory):
     """A directory laid out like the repo's data/demo (made offline)."""
-    from projects.sdpt.demo_assets import make_demo_assets
+    from projects.sdpt.datasets.synthetic.demo_assets import make_demo_assets
     root = tmp_path_factory.mktemp('demo')
     make_demo_assets(str(root / 'data' / 'demo'))
     return root

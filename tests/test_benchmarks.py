@@ -5,7 +5,6 @@ import copy
 import json
 import os.path as osp
 import random
-import sys
 
 import pytest
 import torch
@@ -13,12 +12,12 @@ from mmengine.config import Config
 
 from conftest import REPO_ROOT, build_model
 
-sys.path.insert(0, osp.join(REPO_ROOT, 'tools'))
-from _common import default_work_dir, load_config  # noqa: E402
-
-from projects.sdpt.benchmarks import (ODINW13, PROTOCOL_SEEDS,  # noqa: E402
-                                      PROTOCOL_SHOTS, apply_benchmark,
-                                      few_shot_name)
+from projects.sdpt.datasets.benchmark_settings import (ODINW13,
+                                                       PROTOCOL_SEEDS,
+                                                       PROTOCOL_SHOTS,
+                                                       apply_benchmark,
+                                                       few_shot_name)
+from projects.sdpt.utils.cli import default_work_dir, load_config
 
 MMDET_CONFIGS = osp.join(
     osp.dirname(__import__('mmdet').__file__), '.mim', 'configs')
@@ -246,7 +245,7 @@ def test_custom_config(name, tmp_path):
 
 def test_custom_annotations_pass_the_checker(tmp_path):
     """The checker of issue 5, where merged: a clean file passes."""
-    data_check = pytest.importorskip('projects.sdpt.data_check')
+    data_check = pytest.importorskip('projects.sdpt.datasets.data_check')
     _write_coco(tmp_path / 'train.json', tmp_path / 'imgs', ('a', 'b'))
     report = data_check.check_coco_annotations(
         str(tmp_path / 'train.json'), img_dir=str(tmp_path / 'imgs'),
@@ -365,7 +364,7 @@ def test_class_subset_prompt_trains_on_a_long_class_list(demo_root):
     keeps its positives, labels follow, and the prompts get gradients."""
     from mmdet.datasets import CocoDataset
     from mmengine.dataset import pseudo_collate
-    from projects.sdpt.transforms import ClassSubsetPrompt
+    from projects.sdpt.datasets.transforms import ClassSubsetPrompt
     model, cfg = build_model('glip', demo_root)
     bert = cfg.model.detector.language_model.name
     classes = ('circle', 'square', 'triangle') + long_class_list(300)

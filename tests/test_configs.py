@@ -39,37 +39,42 @@ def test_real_config(name):
         assert cfg.model.detector.encoder.num_cp == 6
 
 
-ZOO_TYPES = {
-    'zero_shot': None,
-    'full_ft': None,
-    'text': 'TextContextPrompt',
-    'visual': 'VisualDeepPrompt',
-    'dpt': 'DPTPrompt',
-    'independent_dual': 'IndependentDualPrompt',
-    'sdpt_reference': 'SDPTPrompt',
-}
 ZOO_BASES = {
-    'zoo/{}_glip_coco_1shot.py': 'sdpt_glip_coco_1shot.py',
-    'zoo/{}_gdino_coco_1shot.py': 'sdpt_gdino_coco_1shot.py',
-    'demo/zoo/{}_glip_tiny_demo.py': 'demo/sdpt_glip_tiny_demo.py',
-    'demo/zoo/{}_gdino_tiny_demo.py': 'demo/sdpt_gdino_tiny_demo.py',
+    ('real', 'glip'): 'sdpt_glip_coco_1shot.py',
+    ('real', 'gdino'): 'sdpt_gdino_coco_1shot.py',
+    ('demo', 'glip'): 'demo/sdpt_glip_tiny_demo.py',
+    ('demo', 'gdino'): 'demo/sdpt_gdino_tiny_demo.py',
 }
 
 
-@pytest.mark.parametrize('pattern', sorted(ZOO_BASES))
-def test_zoo_configs_change_only_the_method(pattern):
+@pytest.mark.parametrize('tier,det', sorted(ZOO_BASES))
+def test_zoo_has_every_registered_method(tier, det):
+    """The zoo's config files list the methods: each registered method has
+    one on every detector and tier, and the references are there."""
+    from projects.sdpt.experiments.zoo import zoo_config, zoo_methods
+    from projects.sdpt.methods import registered_methods
+    methods = zoo_methods(det, tier)
+    assert methods[:2] == ['zero_shot', 'full_ft']
+    types = {(Config.fromfile(zoo_config(m, det, tier)).model.prompt
+              or {}).get('type') for m in methods}
+    assert set(registered_methods()) <= types
+
+
+@pytest.mark.parametrize('tier,det', sorted(ZOO_BASES))
+def test_zoo_configs_change_only_the_method(tier, det):
     """Every method runs on its base config's detector, data and schedule."""
-    base = Config.fromfile(osp.join(REPO_ROOT, 'configs', ZOO_BASES[pattern]))
-    for method, prompt_type in ZOO_TYPES.items():
-        cfg = Config.fromfile(
-            osp.join(REPO_ROOT, 'configs', pattern.format(method)))
+    from projects.sdpt.experiments.zoo import zoo_config, zoo_methods
+    base = Config.fromfile(
+        osp.join(REPO_ROOT, 'configs', ZOO_BASES[(tier, det)]))
+    for method in zoo_methods(det, tier):
+        cfg = Config.fromfile(zoo_config(method, det, tier))
         prompt = cfg.model.prompt
-        assert (prompt and prompt.type) == prompt_type, method
+        assert (prompt is None) == (method in ('zero_shot', 'full_ft'))
         assert cfg.model.detector == base.model.detector
         for key in ('train_dataloader', 'test_dataloader', 'train_cfg',
                     'load_from', 'custom_hooks', 'test_evaluator'):
             assert cfg[key] == base[key], (method, key)
-        if not (method == 'full_ft' and 'demo' in pattern):
+        if not (method == 'full_ft' and tier == 'demo'):
             assert cfg.optim_wrapper == base.optim_wrapper, method
         assert cfg.experiment.detector == base.experiment.detector
         assert cfg.get('evaluate_only', False) == (method == 'zero_shot')

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image, ImageOps
 
 from conftest import REPO_ROOT
-from projects.sdpt.data_check import (DataCheckError, check_coco_annotations,
+from projects.sdpt.datasets.data_check import (DataCheckError, check_coco_annotations,
                                       coco_sources)
 
 CLASSES = ['circle', 'square', 'triangle']

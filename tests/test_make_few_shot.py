@@ -1,6 +1,6 @@
-"""Tests for tools/make_few_shot.py on a small synthetic COCO dataset."""
+"""k-shot splits (projects/sdpt/datasets/few_shot.py) and their command
+line, tools/make_few_shot.py, on a small synthetic COCO dataset."""
 import copy
-import importlib.util
 import json
 import os.path as osp
 import random
@@ -9,11 +9,13 @@ import sys
 
 import pytest
 
+from projects.sdpt.datasets import benchmark_settings as bench
+from projects.sdpt.datasets.few_shot import (AnnotationFileError, load_coco,
+                                             make_few_shot, run_odinw13,
+                                             run_protocol, write_split)
+
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 SCRIPT = osp.join(ROOT, 'tools', 'make_few_shot.py')
-_spec = importlib.util.spec_from_file_location('make_few_shot', SCRIPT)
-mfs = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(mfs)
 
 CAT, DOG, RARE = 1, 2, 3
 
@@ -56,7 +58,7 @@ def per_class(split):
 def test_exact_shots_and_consistency(shots):
     coco = synthetic_coco()
     src = copy.deepcopy(coco)
-    split, report = mfs.make_few_shot(coco, shots, seed=3)
+    split, report = make_few_shot(coco, shots, seed=3)
     assert coco == src  # input untouched
 
     counts = per_class(split)
@@ -79,7 +81,7 @@ def test_exact_shots_and_consistency(shots):
 
 def test_deterministic_per_seed():
     def pick(seed):
-        split, _ = mfs.make_few_shot(synthetic_coco(), 3, seed)
+        split, _ = make_few_shot(synthetic_coco(), 3, seed)
         return split
 
     assert pick(3) == pick(3)
@@ -90,12 +92,14 @@ def test_deterministic_per_seed():
 
 def test_shots_below_one():
     with pytest.raises(ValueError):
-        mfs.make_few_shot(synthetic_coco(), 0, 0)
+        make_few_shot(synthetic_coco(), 0, 0)
 
 
 def run(*args):
+    """The command line, in a child process (exit status and stderr as a
+    user sees them)."""
     return subprocess.run([sys.executable, SCRIPT, *map(str, args)],
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=120)
 
 
 @pytest.fixture
@@ -117,21 +121,20 @@ def test_cli_writes_loadable_file(ann_file, tmp_path):
     assert info['shots'] == 3 and info['seed'] == 3
     assert [p.name for p in out.parent.iterdir()] == ['few.json']
 
-    # same seed through the CLI -> byte-identical file
+    # same seed again -> byte-identical file
     out2 = tmp_path / 'few2.json'
-    assert run(ann_file, '--shots', 3, '--seed', 3,
-               '--out', out2).returncode == 0
+    assert write_split(str(ann_file), 3, 3, str(out2)) == 0
     assert out2.read_bytes() == out.read_bytes()
 
 
-def test_cli_strict_fails_on_short_class(ann_file, tmp_path):
+def test_strict_fails_on_short_class(ann_file, tmp_path, capsys):
     out = tmp_path / 'few.json'
-    res = run(ann_file, '--shots', 3, '--out', out, '--strict')
-    assert res.returncode != 0
-    assert 'rare' in res.stdout + res.stderr
+    assert write_split(str(ann_file), 3, 0, str(out), strict=True) == 1
+    captured = capsys.readouterr()
+    assert 'rare' in captured.out + captured.err
+    assert '--strict' in captured.err
     assert not out.exists()
-    assert run(ann_file, '--shots', 1, '--out', out,
-               '--strict').returncode == 0
+    assert write_split(str(ann_file), 1, 0, str(out), strict=True) == 0
 
 
 @pytest.mark.parametrize('content,expect', [
@@ -139,13 +142,24 @@ def test_cli_strict_fails_on_short_class(ann_file, tmp_path):
     ('{"images": [], "categories": []}', 'annotations'),
     (None, 'not found'),
 ])
-def test_cli_bad_input(tmp_path, content, expect):
+def test_bad_input(tmp_path, content, expect):
     bad = tmp_path / 'bad.json'
     if content is not None:
         bad.write_text(content)
+    with pytest.raises(AnnotationFileError) as err:
+        load_coco(str(bad))
+    assert str(bad) in str(err.value) and expect in str(err.value)
+    with pytest.raises(AnnotationFileError):
+        write_split(str(bad), 1, 0, str(tmp_path / 'o.json'))
+    assert not (tmp_path / 'o.json').exists()
+
+
+def test_cli_bad_input_is_one_message(tmp_path):
+    bad = tmp_path / 'bad.json'
     res = run(bad, '--shots', 1, '--out', tmp_path / 'o.json')
     assert res.returncode != 0
-    assert str(bad) in res.stderr and expect in res.stderr
+    assert str(bad) in res.stderr and 'not found' in res.stderr
+    assert 'Traceback' not in res.stderr
     assert not (tmp_path / 'o.json').exists()
 
 
@@ -156,19 +170,22 @@ def test_cli_rejects_zero_shots(ann_file, tmp_path):
 
 # ---- the protocol: k in {1, 3, 5, 10} x seeds {3, 30, 300} in one go ----
 
-def test_protocol_writes_every_split_with_config_names(ann_file, tmp_path):
+def test_protocol_writes_every_split_with_config_names(ann_file, tmp_path,
+                                                       capsys):
     out_dir = tmp_path / 'splits'
-    res = run(ann_file, '--protocol', '--out-dir', out_dir)
-    assert res.returncode == 0, res.stderr
+    status, manifest = run_protocol(str(ann_file), bench.PROTOCOL_SHOTS,
+                                    bench.PROTOCOL_SEEDS, str(out_dir))
+    assert status == 0
+    stdout = capsys.readouterr().out
     names = sorted(p.name for p in out_dir.iterdir())
     expect = sorted(f'ann_{k}shot_seed{s}.json' for k in (1, 3, 5, 10)
                     for s in (3, 30, 300)) + ['ann_few_shot_protocol.json']
     assert names == expect
     # the short class is reported for every k above what it has
     for k in (3, 5, 10):
-        assert f'short: k={k}: 1 class(es)' in res.stdout
-        assert '"rare" (1)' in res.stdout
-    assert 'short: k=1:' not in res.stdout
+        assert f'short: k={k}: 1 class(es)' in stdout
+        assert '"rare" (1)' in stdout
+    assert 'short: k=1:' not in stdout
     cats = {a['category_id'] for a in synthetic_coco()['annotations']}
     for k in (1, 3, 5, 10):
         for s in (3, 30, 300):
@@ -180,8 +197,9 @@ def test_protocol_writes_every_split_with_config_names(ann_file, tmp_path):
             assert split['info']['few_shot'] == dict(
                 source=str(ann_file), shots=k, seed=s,
                 tool='tools/make_few_shot.py')
-    manifest = json.loads((out_dir / 'ann_few_shot_protocol.json')
-                          .read_text())
+    written = json.loads((out_dir / 'ann_few_shot_protocol.json')
+                         .read_text())
+    assert written == manifest
     assert manifest['short'] == {'3': {'rare': 1}, '5': {'rare': 1},
                                  '10': {'rare': 1}}
     assert len(manifest['splits']) == 12
@@ -190,38 +208,44 @@ def test_protocol_writes_every_split_with_config_names(ann_file, tmp_path):
              for s in (3, 30, 300)}
     assert len(picks) == 3
     single = tmp_path / 'single.json'
-    assert run(ann_file, '--shots', 5, '--seed', 30,
-               '--out', single).returncode == 0
+    assert write_split(str(ann_file), 5, 30, str(single)) == 0
     assert single.read_bytes() == (out_dir / 'ann_5shot_seed30.json'
                                    ).read_bytes()
 
 
 def test_protocol_deterministic_and_default_location(ann_file, tmp_path):
-    assert run(ann_file, '--protocol', '--shots-list', 1, 3,
-               '--seeds', 3, 30).returncode == 0
+    assert run_protocol(str(ann_file), [1, 3], [3, 30])[0] == 0
     first = {p.name: p.read_bytes() for p in tmp_path.glob('ann_*shot_seed*')}
     assert len(first) == 4
-    assert run(ann_file, '--protocol', '--shots-list', 1, 3,
-               '--seeds', 3, 30).returncode == 0
+    assert run_protocol(str(ann_file), [1, 3], [3, 30])[0] == 0
     assert {p.name: p.read_bytes()
             for p in tmp_path.glob('ann_*shot_seed*')} == first
 
 
-def test_protocol_strict_writes_nothing(ann_file, tmp_path):
+def test_protocol_strict_writes_nothing(ann_file, tmp_path, capsys):
     out_dir = tmp_path / 'splits'
-    res = run(ann_file, '--protocol', '--strict', '--out-dir', out_dir)
+    status, _ = run_protocol(str(ann_file), bench.PROTOCOL_SHOTS,
+                             bench.PROTOCOL_SEEDS, str(out_dir), strict=True)
+    assert status == 1
+    captured = capsys.readouterr()
+    assert '"rare" (1)' in captured.out and '--strict' in captured.err
+    assert not out_dir.exists() or not any(out_dir.iterdir())
+    assert run_protocol(str(ann_file), [1], bench.PROTOCOL_SEEDS,
+                        str(out_dir), strict=True)[0] == 0
+
+
+def test_cli_protocol_exit_status(ann_file, tmp_path):
+    out_dir = tmp_path / 'splits'
+    res = run(ann_file, '--protocol', '--strict', '--shots-list', 1, 3,
+              '--seeds', 3, '--out-dir', out_dir)
     assert res.returncode == 1
     assert '"rare" (1)' in res.stdout and '--strict' in res.stderr
     assert not out_dir.exists() or not any(out_dir.iterdir())
-    res = run(ann_file, '--protocol', '--strict', '--shots-list', 1,
-              '--out-dir', out_dir)
-    assert res.returncode == 0, res.stderr
 
 
 def _odinw_root(tmp_path, skip=()):
-    """Each ODinW13 training file (as benchmarks.ODINW13 lays them out),
-    with that dataset's classes and two instances of each."""
-    bench = mfs._benchmarks()
+    """Each ODinW13 training file (as benchmark_settings.ODINW13 lays them
+    out), with that dataset's classes and two instances of each."""
     root = tmp_path / 'odinw'
     for name, info in bench.ODINW13.items():
         if name in skip:
@@ -236,15 +260,15 @@ def _odinw_root(tmp_path, skip=()):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(dict(images=images, annotations=anns,
                                         categories=cats)))
-    return root, bench
+    return root
 
 
-def test_odinw13_protocol(tmp_path):
-    root, bench = _odinw_root(tmp_path)
-    res = run(root, '--odinw13', '--shots-list', 1, 3, '--seeds', 3, 30)
-    assert res.returncode == 0, res.stderr
+def test_odinw13_protocol(tmp_path, capsys):
+    root = _odinw_root(tmp_path)
+    assert run_odinw13(str(root), [1, 3], [3, 30]) == 0
+    stdout = capsys.readouterr().out
     for name, info in bench.ODINW13.items():
-        assert f'== {name}:' in res.stdout
+        assert f'== {name}:' in stdout
         for k in (1, 3):
             for s in (3, 30):
                 path = (root / info['root'] /
@@ -252,13 +276,13 @@ def test_odinw13_protocol(tmp_path):
                 split = json.loads(path.read_text())
                 assert set(per_class(split).values()) == {min(k, 2)}
     # every class has 2 instances: k=3 is short everywhere, and reported
-    assert res.stdout.count('short: k=3') == 13
-    res = run(root, '--odinw13', '--strict', '--shots-list', 3)
-    assert res.returncode == 1
+    assert stdout.count('short: k=3') == 13
+    assert run_odinw13(str(root), [3], [3], strict=True) == 1
 
 
 def test_odinw13_protocol_missing_dataset(tmp_path):
-    root, _ = _odinw_root(tmp_path, skip=('pistols', ))
-    res = run(root, '--odinw13', '--shots-list', 1)
-    assert res.returncode != 0
-    assert 'train_annotations_without_background.json' in res.stderr
+    root = _odinw_root(tmp_path, skip=('pistols', ))
+    with pytest.raises(AnnotationFileError) as err:
+        run_odinw13(str(root), [1], [3])
+    assert 'train_annotations_without_background.json' in str(err.value)
+    assert not list(root.rglob('*shot_seed*'))

@@ -139,7 +139,7 @@ def test_checkpoint_holds_only_the_method_and_refuses_other_methods(
     from types import SimpleNamespace
 
     from projects.sdpt import PromptCheckpointMismatch, PromptTuningHook
-    from projects.sdpt.hooks import check_prompt_checkpoint
+    from projects.sdpt.engine.hooks.prompt_tuning_hook import check_prompt_checkpoint
     model, _ = build('gdino', demo_root, METHODS[method])
     runner = SimpleNamespace(model=model, cfg=dict(load_from='base.pth'))
     checkpoint = dict(state_dict=model.state_dict(), meta={})
@@ -201,7 +201,7 @@ def test_text_context_sits_before_each_class_name(class_specific, demo_root):
 def test_window_attention_with_prompts_against_the_formula():
     from mmdet.models.backbones.swin import WindowMSA
 
-    from projects.sdpt.visual_prompt import window_attention_with_prompts
+    from projects.sdpt.methods.visual_prompt import window_attention_with_prompts
     torch.manual_seed(0)
     msa = WindowMSA(embed_dims=8, num_heads=2, window_size=(2, 2)).eval()
     torch.nn.init.normal_(msa.relative_position_bias_table)
@@ -234,3 +234,10 @@ def test_window_attention_with_prompts_against_the_formula():
             heads.append(logits.softmax(-1) @ v[:, s])
         expected = msa.proj(torch.cat(heads, dim=1))
         torch.testing.assert_close(got[w], expected, rtol=1e-5, atol=1e-5)
+
+
+def test_every_registered_method_has_a_row_in_this_matrix():
+    """A new method is tested here once it has a row in METHODS."""
+    import projects.sdpt  # noqa: F401
+    from projects.sdpt.methods import registered_methods
+    assert set(registered_methods()) <= {m['type'] for m in METHODS.values()}

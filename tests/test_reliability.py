@@ -19,11 +19,11 @@ from mmengine.logging import MessageHub, MMLogger
 from mmengine.runner.checkpoint import _load_checkpoint
 
 from conftest import DEMO_CONFIGS, REPO_ROOT, build_model
-from projects.sdpt.checkpoint import (TRUST_ENV, CorruptCheckpointError,
+from projects.sdpt.engine.checkpoint_loading import (TRUST_ENV, CorruptCheckpointError,
                                       UntrustedCheckpointError)
-from projects.sdpt.hooks import (META_KEY, PromptCheckpointMismatch,
+from projects.sdpt.engine.hooks.prompt_tuning_hook import (META_KEY, PromptCheckpointMismatch,
                                  PromptTuningHook)
-from projects.sdpt.reliability import AtomicCheckpointHook
+from projects.sdpt.engine.hooks import AtomicCheckpointHook
 
 TOOLS = osp.join(REPO_ROOT, 'tools')
 GLIP = DEMO_CONFIGS['glip']
@@ -142,13 +142,7 @@ KILLER = textwrap.dedent('''
     from types import SimpleNamespace
     from mmengine.logging import MessageHub, MMLogger
     from mmengine.runner.checkpoint import save_checkpoint as save
-    import importlib.util  # the module alone: a fast start
-    spec = importlib.util.spec_from_file_location(
-        'reliability', osp.join({repo!r}, 'projects', 'sdpt',
-                                'reliability.py'))
-    reliability = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(reliability)
-    AtomicCheckpointHook = reliability.AtomicCheckpointHook
+    from projects.sdpt.engine.hooks import AtomicCheckpointHook
     big = torch.arange(4_000_000, dtype=torch.float32)
     def save_checkpoint(out_dir, filename, file_client_args=None,
                         backend_args=None, **kwargs):
@@ -243,7 +237,7 @@ def test_nan_loss_stops_the_run_at_that_iteration_and_keeps_last_good(
 
 @pytest.mark.parametrize('value', [float('inf'), float('-inf'), float('nan')])
 def test_every_iteration_is_checked_for_a_non_finite_loss(value):
-    from projects.sdpt.reliability import FiniteLossHook, NonFiniteLossError
+    from projects.sdpt.engine.hooks import FiniteLossHook, NonFiniteLossError
     model = torch.nn.Linear(2, 2)
     hub = MessageHub.get_instance('finite-loss-test')
     hub.update_info('last_ckpt', 'work/iter_6.pth')

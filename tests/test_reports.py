@@ -1,9 +1,8 @@
 """Evaluation reports (per-class AP table and chart, results JSON, drawn
-detections) and the aggregation across seeds."""
+detections) and the aggregation across seeds of a real report (the
+aggregation itself: test_seed_aggregation.py)."""
 import json
-import math
 import os.path as osp
-import statistics
 import subprocess
 import sys
 
@@ -22,7 +21,7 @@ def run(args, cwd=None):
 
 def test_write_report_files(tmp_path):
     from PIL import Image
-    from projects.sdpt.reports import write_report
+    from projects.sdpt.evaluation.reports import write_report
     metrics = {'coco/cat_precision': 0.5, 'coco/dog_precision': float('nan'),
                'coco/bbox_mAP': 0.25, 'coco/bbox_mAP_50': 0.4}
     setting = dict(benchmark='odinw13', dataset='X', shots=3, seed=30,
@@ -43,7 +42,7 @@ def test_write_report_files(tmp_path):
 
 def test_bar_chart_caps_many_classes(tmp_path):
     from PIL import Image
-    from projects.sdpt.reports import ap_bar_chart
+    from projects.sdpt.evaluation.plots import ap_bar_chart
     ap = {f'c{i}': i / 1300 for i in range(1203)}
     ap_bar_chart(ap, str(tmp_path / 'lvis.png'), max_classes=40)
     with Image.open(tmp_path / 'lvis.png') as im:
@@ -121,64 +120,3 @@ def test_aggregate_a_real_report(reported, tmp_path):
     assert row['shots'] == 1 and row['seeds'] == [3]
     assert row['metrics']['coco/bbox_mAP'] == dict(mean=mAP, std=None, n=1)
     assert f'| {100 * mAP:.1f} |' in out
-
-
-def _fake_run(root, experiment, dataset, shots, seed, mAP, per_class,
-              bench='odinw13'):
-    name = (f'{dataset}/' if dataset else '') + f'{shots}shot_seed{seed}'
-    out = root / experiment / name / 'report' / 'test'
-    out.mkdir(parents=True)
-    metrics = {'coco/bbox_mAP': mAP}
-    metrics.update({f'coco/{c}_precision': v for c, v in per_class.items()})
-    (out / 'metrics.json').write_text(json.dumps(dict(
-        metrics=metrics, per_class_ap=per_class,
-        setting=dict(benchmark=bench, dataset=dataset, shots=shots,
-                     seed=seed, name=name))))
-
-
-def test_aggregate_mean_std_over_seeds(tmp_path):
-    root = tmp_path / 'work_dirs'
-    values = {('A', 3): 0.30, ('A', 30): 0.40, ('A', 300): 0.50,
-              ('B', 3): 0.10, ('B', 30): 0.20, ('B', 300): 0.60}
-    for (ds, seed), v in values.items():
-        _fake_run(root, 'sdpt_glip_odinw13', ds, 5, seed, v,
-                  {'x': v / 2, 'y': None})
-    # a run with mmengine's log only (no report): found by its directory
-    log_dir = root / 'sdpt_glip_coco_1shot' / '1shot_seed3' / \
-        '20240101_000000'
-    log_dir.mkdir(parents=True)
-    (log_dir / '20240101_000000.json').write_text(
-        json.dumps({'coco/bbox_mAP': 0.123, 'step': 4}) + '\n')
-    code, out = run([osp.join(TOOLS, 'aggregate_seeds.py'), root])
-    assert code == 0, out
-    agg = json.loads((root / 'aggregate.json').read_text())
-    rows = {(r['experiment'], r['dataset'], r['shots']): r
-            for r in agg['rows']}
-    a = rows[('sdpt_glip_odinw13', 'A', 5)]
-    assert a['seeds'] == [3, 30, 300]
-    m = a['metrics']['coco/bbox_mAP']
-    assert math.isclose(m['mean'], 0.4)
-    assert math.isclose(m['std'], statistics.stdev([0.3, 0.4, 0.5]))
-    assert math.isclose(a['per_class_ap']['x']['mean'], 0.2)
-    assert a['per_class_ap']['y'] == dict(mean=None, std=None, n=0)
-    avg = [r for r in agg['rows']
-           if (r['dataset'] or '').startswith('ODinW13')]
-    assert len(avg) == 1 and '(2 of 13 datasets)' in avg[0]['dataset']
-    per_seed = [(0.3 + 0.1) / 2, (0.4 + 0.2) / 2, (0.5 + 0.6) / 2]
-    m = avg[0]['metrics']['coco/bbox_mAP']
-    assert math.isclose(m['mean'], (0.4 + 0.3) / 2)
-    assert math.isclose(m['std'], statistics.stdev(per_seed))
-    coco = rows[('sdpt_glip_coco_1shot', None, 1)]
-    assert coco['metrics']['coco/bbox_mAP']['mean'] == 0.123
-    assert '| sdpt_glip_odinw13 | A | 5 | 3, 30, 300 | 40.0 ± 10.0 |' in out
-    assert (root / 'aggregate.md').read_text().count('\n') >= 6
-
-
-def test_aggregate_refuses_duplicates_and_empty(tmp_path):
-    code, out = run([osp.join(TOOLS, 'aggregate_seeds.py'), tmp_path])
-    assert code != 0 and 'No runs found' in out
-    _fake_run(tmp_path / 'a', 'exp', 'A', 1, 3, 0.1, {})
-    _fake_run(tmp_path / 'b', 'exp', 'A', 1, 3, 0.2, {})
-    code, out = run([osp.join(TOOLS, 'aggregate_seeds.py'),
-                     tmp_path / 'a', tmp_path / 'b'])
-    assert code != 0 and 'twice' in out

@@ -14,14 +14,12 @@ from PIL import Image
 
 from conftest import REPO_ROOT
 
-sys.path.insert(0, osp.join(REPO_ROOT, 'tools'))
-
 COUNTS = {'source': dict(train=6, val=4), 'target': dict(train=12, val=4)}
 
 
 @pytest.fixture(scope='module')
 def corpus(tmp_path_factory):
-    from projects.sdpt.synthetic_corpus import make_synthetic_corpus
+    from projects.sdpt.datasets.synthetic.corpus import make_synthetic_corpus
     root = tmp_path_factory.mktemp('synthetic')
     make_synthetic_corpus(str(root), counts=COUNTS, size=64, seed=0)
     return root
@@ -33,7 +31,7 @@ def _coco(root, domain, split):
 
 
 def test_target_phrases_are_new_but_their_words_are_not():
-    from projects.sdpt.synthetic_corpus import (SOURCE_CLASSES,
+    from projects.sdpt.datasets.synthetic.corpus import (SOURCE_CLASSES,
                                                 TARGET_CLASSES)
     assert not set(SOURCE_CLASSES) & set(TARGET_CLASSES)
     assert len(SOURCE_CLASSES) == 12 and len(TARGET_CLASSES) == 4
@@ -52,7 +50,7 @@ def test_target_phrases_are_new_but_their_words_are_not():
 
 
 def test_boxes_are_exact_and_appearance_shifts(corpus):
-    from projects.sdpt.synthetic_corpus import COLOURS
+    from projects.sdpt.datasets.synthetic.corpus import COLOURS
     for domain in ('source', 'target'):
         coco = _coco(corpus, domain, 'train')
         names = {c['id']: c['name'] for c in coco['categories']}
@@ -78,7 +76,7 @@ def test_boxes_are_exact_and_appearance_shifts(corpus):
 
 
 def test_corpus_is_deterministic_and_idempotent(corpus, tmp_path):
-    from projects.sdpt.synthetic_corpus import make_synthetic_corpus
+    from projects.sdpt.datasets.synthetic.corpus import make_synthetic_corpus
     make_synthetic_corpus(str(tmp_path), counts=COUNTS, size=64, seed=0)
     for domain in ('source', 'target'):
         assert _coco(tmp_path, domain, 'val') == _coco(corpus, domain, 'val')
@@ -91,9 +89,10 @@ def test_corpus_is_deterministic_and_idempotent(corpus, tmp_path):
 @pytest.mark.parametrize('det', ['glip', 'gdino'])
 def test_methods_move_onto_the_transfer_config_exactly(det):
     from mmengine.config import Config
-    import transfer_benchmark as tb
-    for method in tb.METHODS:
-        zoo = Config.fromfile(tb.method_config(det, method))
+    from projects.sdpt.experiments import transfer as tb
+    from projects.sdpt.experiments.zoo import zoo_config, zoo_methods
+    for method in zoo_methods(det):
+        zoo = Config.fromfile(zoo_config(method, det))
         cfg = tb.apply_method(Config.fromfile(tb.transfer_config(det)), det,
                               method)
         assert cfg.model.prompt == zoo.model.get('prompt')

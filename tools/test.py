@@ -14,10 +14,10 @@ base detector weights (``base_weights``, default its ``load_from``).
 import argparse
 import os.path as osp
 
-from _common import (check_weights_exist, default_work_dir, load_config,
-                     setup_cpu_distributed, setup_environment, user_errors)
-
-setup_environment()
+import _bootstrap  # noqa: F401
+from projects.sdpt.utils.cli import (check_weights_exist, default_work_dir,
+                                     load_config, setup_cpu_distributed,
+                                     user_errors)
 
 
 def parse_args():

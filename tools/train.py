@@ -5,10 +5,13 @@
 import argparse
 import os.path as osp
 
-from _common import (check_weights_exist, default_work_dir, load_config,
-                     setup_cpu_distributed, setup_environment, user_errors)
-
-setup_environment()
+import _bootstrap  # noqa: F401
+from projects.sdpt.engine.hooks import use_atomic_checkpoints
+from projects.sdpt.utils.cli import (add_progress_hook,
+                                     check_train_data_or_exit,
+                                     check_weights_exist, default_work_dir,
+                                     load_config, setup_cpu_distributed,
+                                     user_errors)
 
 
 def parse_args():
@@ -45,27 +48,6 @@ def parse_args():
     return parser.parse_args()
 
 
-def check_data(cfg):
-    """Fail before anything is built when the training set is broken."""
-    from mmengine.logging import MMLogger
-    from projects.sdpt.data_check import check_train_data
-    logger = MMLogger.get_instance('sdpt_data_check')
-    bad = []
-    for report in check_train_data(cfg):
-        if report.errors:
-            bad.append(report)
-        elif report.warnings:
-            logger.warning(report.format(max_listed=10))
-        else:
-            logger.info(report.format())
-    if bad:
-        raise SystemExit(
-            '\n'.join(r.format() for r in bad) +
-            '\nThe training data has errors (above): fix them, or check again '
-            'with tools/check_annotations.py. --skip-data-check trains '
-            'anyway.')
-
-
 def main():
     args = parse_args()
     import os
@@ -94,10 +76,10 @@ def main():
         cfg.resume, cfg.load_from = True, args.resume
 
     # Checkpoints written atomically (a kill leaves the previous one whole).
-    from projects.sdpt.reliability import use_atomic_checkpoints
     use_atomic_checkpoints(cfg)
+    add_progress_hook(cfg, '/'.join(cfg.work_dir.rstrip('/').split('/')[-2:]))
     if not args.skip_data_check:
-        check_data(cfg)
+        check_train_data_or_exit(cfg)
     check_weights_exist(cfg)
     with user_errors(cfg):
         runner = Runner.from_cfg(cfg)

@@ -12,7 +12,7 @@
 # 1203 class names are far longer than the text encoder's 256 tokens:
 # - test: mmdet's chunked prompts (test_cfg.chunked_size=40 classes a chunk,
 #   as mmdet's GLIP / Grounding DINO LVIS configs; batch size 1);
-# - training: ClassSubsetPrompt (projects/sdpt/transforms.py) gives each
+# - training: ClassSubsetPrompt (projects/sdpt/datasets/transforms.py) gives each
 #   image a caption of its positive classes plus random negatives that fit.
 _base_ = '../sdpt_glip_coco_1shot.py'
 

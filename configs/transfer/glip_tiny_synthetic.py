@@ -1,4 +1,4 @@
-# Few-shot transfer on the synthetic corpus (projects/sdpt/synthetic_corpus.py):
+# Few-shot transfer on the synthetic corpus (projects/sdpt/datasets/synthetic/corpus.py):
 # SDPT on the tiny GLIP pretrained on the source domain, tuned on k shots of the
 # shifted target domain (held-out colour-shape phrases, striped and smaller
 # shapes on a new background) and evaluated on the target val split.

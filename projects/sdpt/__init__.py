@@ -1,42 +1,25 @@
 """Parameter-efficient prompt tuning for mmdet's GLIP and Grounding DINO.
 
-Importing this package registers ``PromptTunedDetector`` (mmdet MODELS),
-``PromptTuningHook``, ``TrainCostHook``, ``AtomicCheckpointHook``,
-``FiniteLossHook`` and ``RandomStateHook`` (mmdet HOOKS), the prompt methods
-(mmdet MODELS: ``SDPTPrompt``, ``DPTPrompt``, ``TextContextPrompt``,
-``VisualDeepPrompt``, ``IndependentDualPrompt``) and safe loaders for mmengine
-checkpoints under torch >= 2.6; for data and evaluation,
-``ClassSubsetPrompt`` (mmdet TRANSFORMS), ``EvalReportHook`` (mmdet HOOKS) and
-the benchmark settings (``benchmarks.apply_benchmark``).
-"""
-from . import checkpoint  # noqa: F401  (registers the checkpoint loaders)
-from .cost import TrainCostHook
-from .fusion import (FusionAdapter, GLIPFusionAdapter,
-                     GroundingDINOFusionAdapter, fusion_adapter_for)
-from .hooks import PromptCheckpointMismatch, PromptTuningHook
-from .benchmarks import apply_benchmark
-from .reliability import (AtomicCheckpointHook, FiniteLossHook,
-                          NonFiniteLossError, RandomStateHook)
-from .prompt_tuned_detector import (PromptTunedDetector,
-                                    trainable_parameter_report)
-from .dpt import ClassAwareVisualPrompt, DPTPrompt
-from .independent_dual import IndependentDualPrompt
-from .method import PromptMethod
-from .reports import EvalReportHook
-from .sdpt import (FusionPromptMethod, InverseProjection, SDPTPrompt,
-                   UnifiedPrototypePrompt)
-from .text_prompt import TextContextPrompt
-from .transforms import ClassSubsetPrompt
-from .visual_prompt import VisualDeepPrompt
+``custom_imports = dict(imports=['projects.sdpt'])`` registers everything:
 
-__all__ = [
-    'FusionAdapter', 'GLIPFusionAdapter', 'GroundingDINOFusionAdapter',
-    'fusion_adapter_for', 'PromptCheckpointMismatch', 'PromptTuningHook',
-    'PromptTunedDetector', 'trainable_parameter_report', 'TrainCostHook',
-    'PromptMethod', 'FusionPromptMethod', 'InverseProjection', 'SDPTPrompt',
-    'UnifiedPrototypePrompt', 'IndependentDualPrompt', 'TextContextPrompt',
-    'VisualDeepPrompt', 'DPTPrompt', 'ClassAwareVisualPrompt',
-    'apply_benchmark', 'ClassSubsetPrompt', 'EvalReportHook',
-    'AtomicCheckpointHook', 'FiniteLossHook', 'NonFiniteLossError',
-    'RandomStateHook'
-]
+- ``models/``: ``PromptTunedDetector`` (mmdet MODELS), the shared wrapper
+  that builds mmdet's detector, attaches a method and freezes the rest, and
+  the per-detector fusion adapters;
+- ``methods/``: the prompt methods (mmdet MODELS), one module each;
+- ``engine/``: runner hooks (mmdet HOOKS, one per file in ``hooks/``) and the
+  safe loaders of mmengine checkpoints under torch >= 2.6;
+- ``datasets/``: ``ClassSubsetPrompt`` (mmdet TRANSFORMS), the annotation
+  checker, few-shot splits, the benchmarks' dataset settings, synthetic data;
+- ``evaluation/``: evaluation reports and experiment statistics;
+- ``experiments/``: grids of runs, comparison and transfer tables, speed.
+"""
+from .datasets import *  # noqa: F401, F403
+from .engine import *  # noqa: F401, F403
+from .methods import *  # noqa: F401, F403
+from .models import *  # noqa: F401, F403
+from .datasets import __all__ as _datasets
+from .engine.hooks import __all__ as _hooks
+from .methods import __all__ as _methods
+from .models import __all__ as _models
+
+__all__ = _models + _methods + _hooks + _datasets

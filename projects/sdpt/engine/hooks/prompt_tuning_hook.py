@@ -19,7 +19,7 @@ from mmengine.runner import BaseLoop
 from mmengine.runner.checkpoint import _load_checkpoint
 from mmdet.registry import HOOKS
 
-from .prompt_tuned_detector import (METHOD_ATTR, allowed_trainable_names,
+from ...models.prompt_tuned_detector import (METHOD_ATTR, allowed_trainable_names,
                                     format_report, trainable_parameter_report)
 
 META_KEY = 'prompt_tuning'

@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 from mmdet.registry import MODELS
 
-from .sdpt import FusionPromptMethod
+from .fusion_prompt import FusionPromptMethod
 
 
 @MODELS.register_module()

@@ -22,7 +22,7 @@ from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
-from .prompt_tuned_detector import trainable_parameter_report
+from ...models.prompt_tuned_detector import trainable_parameter_report
 
 COST_FILE = 'train_cost.json'
 

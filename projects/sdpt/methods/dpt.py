@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from mmdet.registry import MODELS
 from torch import Tensor
 
-from .method import PromptMethod
+from .base import PromptMethod
 from .text_prompt import TextContextPrompt
 from .visual_prompt import VisualDeepPrompt
 

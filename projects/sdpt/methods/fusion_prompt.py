@@ -1,105 +1,40 @@
-"""SDPT: Synchronous Dual Prompt Tuning (Zhou et al., ECCV 2024).
+"""The shared machinery of methods that add tokens to fusion attentions.
 
-One set of learnable *unified prototype tokens* ``P`` (K, embed_dim) lives in
-the aligning space of a fusion attention, where image queries ``v_proj(V)`` and
-text keys ``l_proj(L)`` meet. Frozen inverse projections of those two
-pre-trained projections map ``P`` into each modality's input space::
+mmdet's ``BiMultiHeadAttention`` (GLIP's ``VLFuse``, Grounding DINO's encoder
+fusion layers) lets image queries attend to text keys and text queries to
+image keys in one shared *aligning space*. A fusion-prompt method appends
+``K`` tokens to each side of the attention's inputs, ``V' = [V; Pv]`` and
+``L' = [L; Pl]``, and drops the prompt rows of both outputs, so every shape
+leaving the layer is the base model's. Subclasses say only which tokens they
+append (:meth:`FusionPromptMethod.prompt_tokens`): SDPT maps one set of
+unified tokens through frozen inverse projections (``methods/sdpt.py``),
+independent dual prompts hold one free tensor per side
+(``methods/independent_dual.py``).
 
-    Pv = (P - b_v) @ pinv(W_v^T)        # (K, v_dim), image-side copy
-    Pl = (P - b_l) @ pinv(W_l^T)        # (K, l_dim), text-side copy
+Two equal paths compute the prompted attention:
 
-``pinv`` is the Moore-Penrose inverse: embed_dim > v_dim, l_dim, so
-``v_proj(Pv)`` is the least-squares closest point to ``P`` that ``v_proj`` can
-reach. The copies join the (layer-normalised) inputs of the attention,
-``V' = [V; Pv]`` and ``L' = [L; Pl]``; attention runs on the extended sets and
-the prompt rows of both outputs are dropped, so everything leaving the layer
-has the base model's shapes. Only ``P`` trains.
+* ``prompted_bi_attention`` (``fast_attention=True``, default) computes only
+  the original tokens' rows (prompts enter as keys and values only) with the
+  prompts' projections cached while no gradient is recorded;
+* forward hooks on the mmdet instance that extend its inputs and masks and
+  drop the prompt rows (``fast_attention=False``), the numerical reference.
 
-Example::
-
-    prompt = dict(type='SDPTPrompt', num_tokens=100, layers='all',
-                  mode='synchronous')
+Masks: ``mode='synchronous'`` (the SDPT paper) lets image queries see the
+text-side prompts; ``mode='reference'`` (the public reference code) masks them
+for image queries, so a prompted layer's image output is the base model's.
 """
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
-from torch import Tensor
-
 import torch.nn.functional as F
 from mmdet.models.utils.vlfuse_helper import MAX_CLAMP_VALUE
-from mmdet.registry import MODELS
+from torch import Tensor
 
-from .fusion import FusionAdapter, FusionLayer
-from .method import PromptMethod, ReplacedMethod
+from ..models.fusion_adapters import FusionAdapter, FusionLayer
+from .base import PromptMethod, ReplacedMethod
 
 MODES = ('synchronous', 'reference')
-
-
-class InverseProjection:
-    """Frozen least-squares inverse of an ``nn.Linear`` (d -> E, E > d).
-
-    ``__call__(P)`` returns ``(P - b) @ pinv(W^T)`` in float32. ``pinv`` is
-    computed once per value of the weight and cached: the weight is frozen, and
-    the cache key follows in-place updates (``load_state_dict`` bumps the
-    tensor version), so loading pre-trained weights after building is safe.
-    """
-
-    def __init__(self, linear: nn.Linear):
-        self.linear = linear
-        self._key = None
-        self._pinv_t = None
-
-    def pinv_t(self) -> Tensor:
-        weight = self.linear.weight
-        key = (weight.data_ptr(), weight._version, weight.device)
-        if key != self._key:
-            # float32 even under AMP: pinv of a half matrix is unreliable.
-            with torch.no_grad(), torch.autocast(
-                    device_type=weight.device.type, enabled=False):
-                self._pinv_t = torch.linalg.pinv(weight.float().t())
-            self._key = key
-        return self._pinv_t
-
-    def __call__(self, tokens: Tensor) -> Tensor:
-        bias = self.linear.bias
-        with torch.autocast(device_type=tokens.device.type, enabled=False):
-            centred = tokens.float()
-            if bias is not None:
-                centred = centred - bias.detach().float()
-            return centred @ self.pinv_t()
-
-
-class UnifiedPrototypePrompt(nn.Module):
-    """K learnable tokens in a fusion layer's aligning space.
-
-    Args:
-        num_tokens (int): K.
-        embed_dim (int): width of the aligning space.
-        init (str): ``'uniform'`` (U(-1, 1), the reference code's) or
-            ``'normal'`` (N(0, 0.02)).
-
-    Shape: ``tokens`` is (K, embed_dim).
-    """
-
-    def __init__(self, num_tokens: int, embed_dim: int, init='uniform'):
-        super().__init__()
-        self.tokens = nn.Parameter(torch.empty(num_tokens, embed_dim))
-        self.init = init
-        self.reset_parameters()
-
-    def reset_parameters(self):
-        if self.init == 'uniform':
-            nn.init.uniform_(self.tokens, -1.0, 1.0)
-        elif self.init == 'normal':
-            nn.init.normal_(self.tokens, std=0.02)
-        else:
-            raise ValueError(f"prompt init must be 'uniform' or 'normal', "
-                             f'got {self.init!r}')
-
-    def extra_repr(self):
-        return f'num_tokens={self.tokens.shape[0]}, embed_dim=' \
-               f'{self.tokens.shape[1]}, init={self.init}'
 
 
 def _split_attention_call(args, kwargs):
@@ -396,69 +331,3 @@ class FusionPromptMethod(PromptMethod):
             num_tokens=self.num_tokens,
             layers=[layer.index for layer in self.prompted_layers],
             mode=self.mode)
-
-
-@MODELS.register_module()
-class SDPTPrompt(FusionPromptMethod):
-    """SDPT: unified prototype tokens mapped by frozen inverse projections.
-
-    Args:
-        num_tokens (int): K tokens per prompted layer (0 = base model).
-        layers (str | list[int]): ``'all'`` fusion layers or their indices.
-        share_across_layers (bool): one set of tokens for every prompted layer
-            (they must share embed_dim) instead of one set per layer.
-        mode (str): ``'synchronous'`` (the paper: image queries see the
-            text-side copy and text queries the image-side copy) or
-            ``'reference'`` (the public reference code: the text-side copy is
-            masked for image queries, so the image output of a prompted layer
-            is unchanged).
-        init (str): token initialisation, ``'uniform'`` U(-1, 1) (reference
-            code) or ``'normal'``.
-        fast_attention (bool): compute only the original tokens' rows of
-            the prompted attentions, prompt projections cached at inference
-            (default); False runs the straightforward hook path (same
-            numbers, slower).
-    """
-
-    def __init__(self,
-                 num_tokens: int = 100,
-                 layers: Union[str, Sequence[int]] = 'all',
-                 share_across_layers: bool = False,
-                 mode: str = 'synchronous',
-                 init: str = 'uniform',
-                 fast_attention: bool = True):
-        super().__init__(
-            num_tokens=num_tokens, layers=layers, mode=mode,
-            fast_attention=fast_attention)
-        self.share_across_layers = share_across_layers
-        self.init = init
-        self.prototypes = nn.ModuleDict()
-        self._inverse = {}
-
-    def _key(self, layer: FusionLayer) -> str:
-        return 'shared' if self.share_across_layers else f'layer{layer.index}'
-
-    def build_prompts(self, layers):
-        embed_dims = {layer.embed_dim for layer in layers}
-        if self.share_across_layers and len(embed_dims) > 1:
-            raise ValueError(
-                'prompt.share_across_layers=True needs one aligning-space '
-                f'width across the prompted layers, got {sorted(embed_dims)}')
-        for layer in layers:
-            key = self._key(layer)
-            if key not in self.prototypes:
-                self.prototypes[key] = UnifiedPrototypePrompt(
-                    self.num_tokens, layer.embed_dim, init=self.init)
-            self._inverse[layer.index] = (
-                InverseProjection(layer.attention.v_proj),
-                InverseProjection(layer.attention.l_proj))
-
-    def prompt_tokens(self, layer):
-        tokens = self.prototypes[self._key(layer)].tokens
-        to_image, to_text = self._inverse[layer.index]
-        return to_image(tokens), to_text(tokens)
-
-    def signature(self):
-        return dict(
-            super().signature(),
-            share_across_layers=self.share_across_layers)

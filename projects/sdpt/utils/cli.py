@@ -1,21 +1,11 @@
-"""What tools/train.py and tools/test.py share."""
+"""What the command-line tools share: loading a config the project's way,
+work directories, CPU distributed runs, missing weights and known failures
+as one clear message."""
 import contextlib
-import os
 import os.path as osp
-import sys
-import warnings
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-
-
-def setup_environment():
-    """Make ``projects.sdpt`` importable and silence known noise."""
-    if REPO_ROOT not in sys.path:
-        sys.path.insert(0, REPO_ROOT)
-    # mmengine imports pkg_resources (kept below setuptools 81, see
-    # requirements.txt), which warns on every import.
-    warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
-    os.environ.setdefault('TOKENIZERS_PARALLELISM', 'false')
+REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.dirname(
+    osp.abspath(__file__)))))
 
 
 def load_config(path, cfg_options=None):
@@ -26,8 +16,8 @@ def load_config(path, cfg_options=None):
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     # Benchmark configs (configs/odinw, lvis, custom): fill in the data of
-    # the chosen dataset / shots / seed (projects/sdpt/benchmarks.py).
-    from projects.sdpt.benchmarks import BenchmarkError, apply_benchmark
+    # the chosen dataset / shots / seed (datasets/benchmark_settings.py).
+    from ..datasets.benchmark_settings import BenchmarkError, apply_benchmark
     try:
         apply_benchmark(cfg)
     except BenchmarkError as e:
@@ -95,12 +85,11 @@ def check_weights_exist(cfg):
 def user_errors(cfg=None):
     """Report the project's known failures as one message, exit status 1."""
     import urllib.error
-    from projects.sdpt.checkpoint import (CorruptCheckpointError,
-                                          UntrustedCheckpointError)
-    from projects.sdpt.data_check import DataCheckError
-    from projects.sdpt.hooks import PromptCheckpointMismatch
-    from projects.sdpt.prompt_tuned_detector import MissingLanguageModelError
-    from projects.sdpt.reliability import NonFiniteLossError
+    from ..datasets.data_check import DataCheckError
+    from ..engine.checkpoint_loading import (CorruptCheckpointError,
+                                             UntrustedCheckpointError)
+    from ..engine.hooks import NonFiniteLossError, PromptCheckpointMismatch
+    from ..models import MissingLanguageModelError
     try:
         yield
     except (MissingLanguageModelError, CorruptCheckpointError,
@@ -116,3 +105,37 @@ def user_errors(cfg=None):
             f'Offline? Download the file elsewhere and pass --cfg-options '
             f'load_from=PATH base_weights=PATH, or put it in the torch hub '
             f'cache {osp.join(torch.hub.get_dir(), "checkpoints")}.') from None
+
+
+def add_progress_hook(cfg, label: str) -> None:
+    """Add ``ProgressHook`` when a grid asked for progress on its terminal
+    (``SDPT_PROGRESS_FD`` set): a run's own output then goes to its log."""
+    import os
+    from ..engine.hooks.progress_hook import PROGRESS_FD_ENV
+    if os.environ.get(PROGRESS_FD_ENV) and not any(
+            h.get('type') == 'ProgressHook'
+            for h in cfg.get('custom_hooks', [])):
+        cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [
+            dict(type='ProgressHook', label=label)]
+
+
+def check_train_data_or_exit(cfg) -> None:
+    """Stop before anything is built when the training set has errors;
+    warnings are logged."""
+    from mmengine.logging import MMLogger
+    from ..datasets.data_check import check_train_data
+    logger = MMLogger.get_instance('sdpt_data_check')
+    bad = []
+    for report in check_train_data(cfg):
+        if report.errors:
+            bad.append(report)
+        elif report.warnings:
+            logger.warning(report.format(max_listed=10))
+        else:
+            logger.info(report.format())
+    if bad:
+        raise SystemExit(
+            '\n'.join(r.format() for r in bad) +
+            '\nThe training data has errors (above): fix them, or check again '
+            'with tools/check_annotations.py. --skip-data-check trains '
+            'anyway.')

@@ -24,8 +24,8 @@ import torch.nn.functional as F
 from mmdet.registry import MODELS
 from torch import Tensor
 
-from .fusion import use_non_reentrant_checkpoint
-from .method import PromptMethod, ReplacedMethod
+from ..models.fusion_adapters import use_non_reentrant_checkpoint
+from .base import PromptMethod, ReplacedMethod
 
 
 def window_attention_with_prompts(msa: nn.Module, x: Tensor,

@@ -28,7 +28,7 @@ import torch.nn as nn
 from mmdet.registry import MODELS
 from torch import Tensor
 
-from .method import PromptMethod, ReplacedMethod
+from .base import PromptMethod, ReplacedMethod
 
 CAPTION_BUILDERS = ('to_plain_text_prompts', 'to_enhance_text_prompts')
 

@@ -28,7 +28,7 @@ import torch.nn as nn
 from mmdet.registry import MODELS
 from mmengine.logging import print_log
 
-from .fusion import fusion_adapter_for
+from .fusion_adapters import fusion_adapter_for
 
 METHOD_ATTR = 'prompt_tuning'
 

@@ -1,31 +1,32 @@
 """Cost of a config against a comparison config: same model family, same input.
 
-    python tools/benchmark.py CONFIG [--compare CONFIG2] [--lang-model DIR] \
-        [--options k=v ...] [--compare-options k=v ...] [--size 320] \
-        [--batch-sizes 1 4] [--phases infer train] [--warmup 1] \
-        [--repeats 3] [--rounds 1] [--json out.json]
-
 Measures, for each config: inference time per image (eval, no_grad) at every
 batch size, training step time (forward, loss, backward and an AdamW step over
 the trainable parameters with gradient clipping, as mmengine's OptimWrapper
 does in training), peak memory of each phase, checkpoint size (what
-``PromptTuningHook`` keeps: the trainable parameters only) and trainable %.
-It prints medians and the ratios CONFIG / CONFIG2, and writes them as JSON
-with ``--json``.
+``PromptTuningHook`` keeps: the trainable parameters only) and trainable %;
+medians, and the ratios config / compare.
 
 The models are built from the configs with random weights (``load_from`` is
 not read): timing and memory do not depend on the weights. The input is
-synthetic: ``--size`` x ``--size`` random images captioned with the config's
+synthetic: ``size`` x ``size`` random images captioned with the config's
 class names (COCO's when the config names none), with a few random boxes for
 the loss.
 
-Every (config, phase, batch size) runs in a fresh child process, so peak
-memory is that phase's alone: ``torch.cuda.max_memory_allocated`` on a GPU,
-the child's peak resident set size (``ru_maxrss``, weights and runtime
-included) on CPU. With ``--rounds N`` the children of the two configs
-alternate N times and the medians are over all rounds, which evens out load
-from other processes on a shared machine. The same command runs on a GPU
-(``--device cuda``, the default when one is present).
+Every (config, phase, batch size) runs in a fresh child process
+(``python -m projects.sdpt.experiments.speed --child SPEC``), so peak memory
+is that phase's alone: ``torch.cuda.max_memory_allocated`` on a GPU, the
+child's peak resident set size (``ru_maxrss``, weights and runtime included)
+on CPU. With ``rounds=N`` the children of the two configs alternate N times
+and the medians are over all rounds, which evens out load from other
+processes on a shared machine. Usage::
+
+    from projects.sdpt.experiments.speed import benchmark, print_report
+    report = benchmark('configs/a.py', compare='configs/b.py',
+                       lang_model='/tmp/bert-base', batch_sizes=(1, 4))
+    print_report(report)
+
+``tools/speed_benchmark.py`` is the command line.
 """
 import argparse
 import json
@@ -37,11 +38,19 @@ import sys
 import tempfile
 import time
 
-from _common import load_config, setup_environment
-
-setup_environment()
+from ..utils.cli import REPO_ROOT, load_config
 
 PHASES = ('infer', 'train')
+#: Prefix of the child's result line on stdout (the rest is the JSON).
+RESULT_PREFIX = 'RESULT '
+
+
+class ChildFailedError(RuntimeError):
+    """A measurement's child process failed (its stderr was printed)."""
+
+
+class NothingTrainsError(ValueError):
+    """A config without trainable parameters: no training step to time."""
 
 
 # ---- child: one (config, phase, batch size) --------------------------------
@@ -49,7 +58,6 @@ def _build(spec):
     import torch
     from mmdet.registry import MODELS
     from mmdet.utils import register_all_modules
-    from mmengine.config import DictAction  # noqa: F401
     register_all_modules()
     import projects.sdpt  # noqa: F401
     cfg = load_config(spec['config'], spec.get('options'))
@@ -64,7 +72,8 @@ def _build(spec):
     return cfg, model.to(spec['device'])
 
 
-def _class_names(cfg):
+def class_names(cfg):
+    """The config's class names (train, else test data), else COCO's."""
     for loader in ('train_dataloader', 'test_dataloader'):
         dataset = cfg.get(loader, {}).get('dataset', {})
         classes = (dataset.get('metainfo') or {}).get('classes')
@@ -122,7 +131,7 @@ def _peak_memory(device):
 def checkpoint_bytes(model):
     """Size of the checkpoint ``PromptTuningHook`` would keep."""
     import torch
-    from projects.sdpt.prompt_tuned_detector import allowed_trainable_names
+    from ..models.prompt_tuned_detector import allowed_trainable_names
     keep = set(allowed_trainable_names(model))
     state = {k: v for k, v in model.state_dict().items() if k in keep}
     with tempfile.NamedTemporaryFile(suffix='.pth') as f:
@@ -131,13 +140,16 @@ def checkpoint_bytes(model):
 
 
 def run_child(spec):
+    """Time one (config, phase, batch size) of ``spec`` in this process:
+    ``times_s`` of the repetitions after warm-up, ``peak_memory_bytes``, and
+    with ``with_checkpoint`` the checkpoint size and trainable counts."""
     import torch
-    from projects.sdpt.prompt_tuned_detector import trainable_parameter_report
+    from ..models.prompt_tuned_detector import trainable_parameter_report
     if spec.get('threads'):
         torch.set_num_threads(spec['threads'])
     device = spec['device']
     cfg, model = _build(spec)
-    data = synthetic_batch(_class_names(cfg), spec['size'], spec['batch'])
+    data = synthetic_batch(class_names(cfg), spec['size'], spec['batch'])
     times = []
     if spec['phase'] == 'infer':
         model.eval()
@@ -154,7 +166,7 @@ def run_child(spec):
         from mmengine.optim import OptimWrapper
         trainable = [p for p in model.parameters() if p.requires_grad]
         if not trainable:
-            raise SystemExit(f'{spec["config"]}: nothing trains')
+            raise NothingTrainsError(f'{spec["config"]}: nothing trains')
         wrapper = OptimWrapper(
             torch.optim.AdamW(trainable, lr=1e-5, weight_decay=0.01),
             clip_grad=dict(max_norm=1.0, norm_type=2))
@@ -175,25 +187,24 @@ def run_child(spec):
 
 
 # ---- parent ------------------------------------------------------------------
-def _spawn(spec):
+def spawn_child(spec):
+    """``run_child(spec)`` in a fresh Python process; its result."""
+    # The child imports the package from the repository root whatever the
+    # working directory; config paths in ``spec`` stay relative to it.
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        p for p in (REPO_ROOT, os.environ.get('PYTHONPATH')) if p))
     proc = subprocess.run(
-        [sys.executable, osp.abspath(__file__), '--child',
-         json.dumps(spec)],
+        [sys.executable, '-m', __name__, '--child', json.dumps(spec)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        text=True)
-    lines = [l for l in proc.stdout.splitlines() if l.startswith('RESULT ')]
+        text=True,
+        env=env)
+    lines = [line for line in proc.stdout.splitlines()
+             if line.startswith(RESULT_PREFIX)]
     if proc.returncode != 0 or not lines:
         sys.stderr.write(proc.stderr[-4000:])
-        raise SystemExit(f'benchmark child failed: {spec}')
-    return json.loads(lines[-1][len('RESULT '):])
-
-
-def _parse_options(items):
-    from mmengine.config import DictAction
-    parser = argparse.ArgumentParser()
-    parser.add_argument('--o', nargs='+', action=DictAction, default={})
-    return parser.parse_args(['--o', *items]).o if items else {}
+        raise ChildFailedError(f'benchmark child failed: {spec}')
+    return json.loads(lines[-1][len(RESULT_PREFIX):])
 
 
 def summarise(runs):
@@ -208,29 +219,33 @@ def summarise(runs):
     return out
 
 
-def benchmark(args):
+def benchmark(config, compare=None, options=None, compare_options=None,
+              lang_model=None, size=320, batch_sizes=(1, ),
+              train_batch_size=1, phases=PHASES, warmup=1, repeats=3,
+              rounds=1, threads=None, device=None, spawn=spawn_child):
+    """Measure ``config`` (and ``compare``) phase by phase, each in a child
+    (``spawn``); the report dict (module doc). ``options`` /
+    ``compare_options``: ``{key: value}`` overrides of each config."""
     import torch
-    device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
-    configs = [('config', args.config, _parse_options(args.options))]
-    if args.compare:
-        configs.append(('compare', args.compare,
-                        _parse_options(args.compare_options)))
+    device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
+    configs = [('config', config, dict(options or {}))]
+    if compare:
+        configs.append(('compare', compare, dict(compare_options or {})))
     jobs = []
-    for phase in args.phases:
-        for batch in (args.batch_sizes if phase == 'infer' else
-                      [args.train_batch_size]):
+    for phase in phases:
+        for batch in (batch_sizes if phase == 'infer' else
+                      [train_batch_size]):
             jobs.append((phase, batch))
     runs, info = {}, {}
-    for round_ in range(args.rounds):
+    for round_ in range(rounds):
         for phase, batch in jobs:
-            for label, path, options in configs:
+            for label, path, opts in configs:
                 spec = dict(
-                    config=path, options=options, lang_model=args.lang_model,
-                    device=device, size=args.size, batch=batch, phase=phase,
-                    warmup=args.warmup, repeats=args.repeats,
-                    threads=args.threads,
+                    config=path, options=opts, lang_model=lang_model,
+                    device=device, size=size, batch=batch, phase=phase,
+                    warmup=warmup, repeats=repeats, threads=threads,
                     with_checkpoint=label not in info)
-                result = _spawn(spec)
+                result = spawn(spec)
                 if 'checkpoint_bytes' in result:
                     info[label] = {
                         k: result[k]
@@ -244,16 +259,16 @@ def benchmark(args):
                       flush=True)
     stats = summarise(runs)
     report = dict(
-        device=device, size=args.size, threads=torch.get_num_threads()
-        if device == 'cpu' and not args.threads else args.threads,
-        rounds=args.rounds, repeats=args.repeats, warmup=args.warmup,
+        device=device, size=size, threads=torch.get_num_threads()
+        if device == 'cpu' and not threads else threads,
+        rounds=rounds, repeats=repeats, warmup=warmup,
         # which GPU, or which torch build on CPU: figures are only
         # comparable on the same one
         device_name=(torch.cuda.get_device_name()
                      if device == 'cuda' else 'cpu'),
         torch=torch.__version__, configs={}, ratios={})
-    for label, path, options in configs:
-        entry = dict(path=path, options=options, **info.get(label, {}))
+    for label, path, opts in configs:
+        entry = dict(path=path, options=opts, **info.get(label, {}))
         for phase, batch in jobs:
             s = stats[f'{label}/{phase}/b{batch}']
             if phase == 'infer':
@@ -272,7 +287,7 @@ def benchmark(args):
                         entry['infer_s_per_image_b1'] /
                         entry[f'infer_s_per_image_b{b}'])
         report['configs'][label] = entry
-    if args.compare:
+    if compare:
         a, b = report['configs']['config'], report['configs']['compare']
         for key, value in a.items():
             if isinstance(value, (int, float)) and isinstance(
@@ -283,6 +298,8 @@ def benchmark(args):
 
 
 def print_report(report):
+    """The report as a table: one row per figure, one column per config,
+    and the ratio config / compare."""
     print(f"\ndevice {report['device']}, {report['size']}x{report['size']}, "
           f"threads {report['threads']}, medians of {report['rounds']} "
           f"round(s) x {report['repeats']} repetitions")
@@ -291,9 +308,9 @@ def print_report(report):
     for entry in report['configs'].values():
         keys += [k for k in entry if k not in keys and k not in (
             'path', 'options')]
-    names = [report['configs'][l]['path'] for l in labels]
-    for label, name in zip(labels, names):
-        print(f'  {label}: {name} {report["configs"][label]["options"] or ""}')
+    for label in labels:
+        entry = report['configs'][label]
+        print(f'  {label}: {entry["path"]} {entry["options"] or ""}')
     header = f'{"metric":34s}' + ''.join(f'{l:>16s}' for l in labels)
     if report['ratios']:
         header += f'{"config/compare":>16s}'
@@ -315,41 +332,17 @@ def print_report(report):
         print(row)
 
 
-def main():
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument('config', nargs='?')
-    parser.add_argument('--compare', help='comparison config')
-    parser.add_argument('--options', nargs='+', default=[],
-                        help='key=value overrides of CONFIG')
-    parser.add_argument('--compare-options', nargs='+', default=[],
-                        help='key=value overrides of the comparison config')
-    parser.add_argument('--lang-model', help='local BERT directory')
-    parser.add_argument('--size', type=int, default=320)
-    parser.add_argument('--batch-sizes', type=int, nargs='+', default=[1])
-    parser.add_argument('--train-batch-size', type=int, default=1)
-    parser.add_argument('--phases', nargs='+', choices=PHASES,
-                        default=list(PHASES))
-    parser.add_argument('--warmup', type=int, default=1)
-    parser.add_argument('--repeats', type=int, default=3)
-    parser.add_argument('--rounds', type=int, default=1)
-    parser.add_argument('--threads', type=int, help='torch CPU threads')
-    parser.add_argument('--device', choices=('cpu', 'cuda'))
-    parser.add_argument('--json', help='write the report here')
-    parser.add_argument('--child', help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.child:
-        print('RESULT ' + json.dumps(run_child(json.loads(args.child))))
-        return
-    if not args.config:
-        parser.error('CONFIG is required')
-    report = benchmark(args)
-    print_report(report)
-    if args.json:
-        with open(args.json, 'w') as f:
-            json.dump(report, f, indent=2)
-        print(f'wrote {args.json}')
+def child_main(argv=None):
+    """Entry point of a child: run the JSON spec, print the result line."""
+    parser = argparse.ArgumentParser(description='one benchmark child')
+    parser.add_argument('--child', required=True, help='JSON spec')
+    spec = json.loads(parser.parse_args(argv).child)
+    try:
+        result = run_child(spec)
+    except NothingTrainsError as err:
+        raise SystemExit(str(err)) from None
+    print(RESULT_PREFIX + json.dumps(result), flush=True)
 
 
 if __name__ == '__main__':
-    main()
+    child_main()

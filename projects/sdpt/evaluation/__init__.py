@@ -1,0 +1,1 @@
+"""Evaluation reports and the statistics shared by every experiment."""

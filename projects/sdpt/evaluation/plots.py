@@ -1,0 +1,93 @@
+"""The project's plots (matplotlib, Agg backend): AP against trainable
+parameters for experiment tables, and per-class AP bars for reports."""
+import os
+import os.path as osp
+from typing import Dict, List
+
+
+def _pyplot():
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def plot_ap_vs_trainable(panels: Dict[str, List[Dict]], out_file: str,
+                         ylabel: str = 'AP') -> str:
+    """One axes per panel, AP against trainable parameters (log scale).
+
+    ``panels``: ``{title: [point, ...]}``, a point being a dict with
+    ``label`` (the method), ``series`` (a colour and a legend entry, e.g. the
+    detector or k), ``trainable``, ``AP`` and optionally ``AP_std`` (an error
+    bar). Points that train nothing (zero-shot) cannot sit on a log axis:
+    they are drawn as a dashed horizontal line. Each (label, trainable) is
+    named once, at its highest point.
+    """
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.5),
+                             squeeze=False)
+    colours = plt.rcParams['axes.prop_cycle'].by_key()['color']
+    for ax, (title, points) in zip(axes[0], panels.items()):
+        points = [p for p in points if p.get('AP') is not None]
+        series = list(dict.fromkeys(p['series'] for p in points))
+        top = {}
+        for p in points:
+            colour = colours[series.index(p['series']) % len(colours)]
+            if not p['trainable']:
+                ax.axhline(p['AP'], color=colour, linestyle='--', lw=1)
+                ax.annotate(p['label'], (1, p['AP']), ha='right',
+                            va='bottom', fontsize=7,
+                            xycoords=('axes fraction', 'data'))
+                continue
+            ax.errorbar(p['trainable'], p['AP'], yerr=p.get('AP_std') or 0,
+                        fmt='o', color=colour, capsize=3)
+            key = (p['label'], p['trainable'])
+            top[key] = max(top.get(key, p['AP']), p['AP'])
+        for (label, trainable), ap in top.items():
+            ax.annotate(label, (trainable, ap), textcoords='offset points',
+                        xytext=(4, 4), fontsize=7)
+        for i, name in enumerate(series):
+            ax.plot([], [], 'o', color=colours[i % len(colours)], label=name)
+        if top:
+            ax.set_xscale('log')
+        ax.set_xlabel('trainable parameters (log scale)')
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        if series:
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    os.makedirs(osp.dirname(osp.abspath(out_file)), exist_ok=True)
+    fig.savefig(out_file, dpi=120)
+    plt.close(fig)
+    return out_file
+
+
+def ap_bar_chart(ap, path, title='per-class AP', max_classes=80):
+    """Horizontal bar chart of ``{class: AP}`` written to ``path``.
+
+    With more than ``max_classes`` classes (LVIS), the best and the worst
+    ``max_classes // 2`` are drawn and the title says so.
+    """
+    plt = _pyplot()
+    items = [(n, v) for n, v in ap.items() if v is not None]
+    items.sort(key=lambda item: item[1], reverse=True)
+    if len(items) > max_classes:
+        half = max_classes // 2
+        title += f' (best and worst {half} of {len(items)} classes)'
+        items = items[:half] + items[-half:]
+    names = [n for n, _ in items][::-1]
+    values = [100 * v for _, v in items][::-1]
+    fig, ax = plt.subplots(figsize=(7, 1.2 + 0.28 * max(1, len(items))))
+    ax.barh(range(len(values)), values, color='tab:blue')
+    ax.set_yticks(range(len(values)))
+    ax.set_yticklabels(names, fontsize=8)
+    ax.set_xlabel('AP (%)')
+    ax.set_xlim(0, 100)
+    ax.set_title(title, fontsize=10)
+    for i, v in enumerate(values):
+        ax.text(min(v + 1, 90), i, f'{v:.1f}', va='center', fontsize=7)
+    fig.tight_layout()
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

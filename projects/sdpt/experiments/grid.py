@@ -1,0 +1,188 @@
+"""One runner for grids of runs: the method comparison and the transfer
+benchmark both hand it a list of :class:`GridTask` and get their results.
+
+    results, failures = run_grid(tasks, workers=2, log_file='grid.log')
+
+- A task whose ``result_file`` exists is finished: its result is read, it is
+  not run again (so the same command completes a broken grid).
+- Tasks run in a pool of ``workers`` spawned processes, ``threads`` torch
+  threads each (default: the machine's cores split between them). A task
+  runs only once the tasks named in its ``after`` have finished; when one of
+  them failed it fails too, without running.
+- The workers' own output (mmengine, pycocotools, child processes) goes to
+  ``log_file``; the terminal gets what :func:`progress` prints (the tasks'
+  progress, e.g. ``ProgressHook``'s iteration lines) and one line per
+  finished task with its AP, the time it took and the time left.
+- A task that raises writes its traceback to ``<work_dir>/error.log``; the
+  others go on, and it is listed in the failures.
+
+A task's ``function`` is ``'package.module:function'``, called in the worker
+as ``function(task)``; it returns a JSON-able dict (``AP`` / ``AP50`` keys
+are shown), which the runner writes atomically to ``result_file``.
+"""
+import importlib
+import os
+import os.path as osp
+import sys
+import time
+import traceback
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from ..engine.hooks.progress_hook import PROGRESS_FD_ENV, format_duration
+from ..evaluation.statistics import format_mean_std
+from ..utils.io import atomic_write_json, read_json
+
+RESULT_FILE = 'result.json'
+
+
+@dataclass
+class GridTask:
+    """One run of a grid (picklable: it travels to a worker process)."""
+    name: str
+    work_dir: str
+    function: str
+    args: Dict = field(default_factory=dict)
+    after: Tuple[str, ...] = ()
+    result_file: Optional[str] = None
+
+    def __post_init__(self):
+        if self.result_file is None:
+            self.result_file = osp.join(self.work_dir, RESULT_FILE)
+
+    def cached_result(self) -> Optional[Dict]:
+        return read_json(self.result_file)
+
+
+def progress(message: str) -> None:
+    """Print ``message`` on the grid's terminal (stdout outside a grid)."""
+    fd = os.environ.get(PROGRESS_FD_ENV)
+    if fd:
+        try:
+            os.write(int(fd), (message + '\n').encode())
+            return
+        except (OSError, ValueError):
+            pass
+    print(message, flush=True)
+
+
+def terminal_fds() -> Tuple[int, ...]:
+    """File descriptors a task's child process must keep (``pass_fds``) for
+    its progress to reach the terminal."""
+    fd = os.environ.get(PROGRESS_FD_ENV)
+    return (int(fd), ) if fd and fd.isdigit() else ()
+
+
+def _init_worker(threads: int, log_file: str) -> None:
+    # Keep the terminal for progress lines, then send everything else
+    # (including child processes' output) to the log.
+    terminal = os.dup(1)
+    os.set_inheritable(terminal, True)
+    os.environ[PROGRESS_FD_ENV] = str(terminal)
+    log = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    sys.stdout = os.fdopen(1, 'w', buffering=1, closefd=False)
+    sys.stderr = os.fdopen(2, 'w', buffering=1, closefd=False)
+    import torch
+    torch.set_num_threads(threads)
+    import warnings
+    warnings.filterwarnings('ignore')
+    from mmdet.utils import register_all_modules
+    register_all_modules()
+    import projects.sdpt  # noqa: F401
+
+
+def run_task(task: GridTask) -> Dict:
+    """Run one task in this process; write and return its result, or raise
+    after writing ``error.log``."""
+    os.makedirs(task.work_dir, exist_ok=True)
+    module, _, name = task.function.partition(':')
+    start = time.time()
+    try:
+        result = dict(getattr(importlib.import_module(module), name)(task))
+    except BaseException:
+        with open(osp.join(task.work_dir, 'error.log'), 'w') as f:
+            f.write(traceback.format_exc())
+        raise
+    result.setdefault('wall_s', round(time.time() - start, 1))
+    atomic_write_json(result, task.result_file)
+    return result
+
+
+def _summary(result: Dict) -> str:
+    parts = [f'{key} {format_mean_std(result[key])}' for key in ('AP', 'AP50')
+             if result.get(key) is not None]
+    return ' '.join(parts) or 'done'
+
+
+def run_grid(tasks: Sequence[GridTask], workers: int = 1,
+             log_file: Optional[str] = None, threads: Optional[int] = None
+             ) -> Tuple[Dict[str, Dict], List[Tuple[GridTask, str]]]:
+    """Run every unfinished task; return ({name: result}, [(task, error)])."""
+    names = [t.name for t in tasks]
+    if len(set(names)) != len(names):
+        raise ValueError('grid task names must be unique')
+    results, failures, pending = {}, [], []
+    for task in tasks:
+        cached = task.cached_result()
+        if cached is not None:
+            results[task.name] = cached
+            progress(f'[cached] {task.name}: {_summary(cached)}')
+        else:
+            pending.append(task)
+    if not pending:
+        return results, failures
+    workers = max(1, min(workers, len(pending)))
+    threads = threads or max(1, (os.cpu_count() or 1) // workers)
+    log_file = osp.abspath(log_file or 'grid.log')
+    os.makedirs(osp.dirname(log_file), exist_ok=True)
+    failed = set()
+    total, finished, busy_s = len(pending), 0, 0.0
+    start = time.time()
+    sys.stdout.flush()
+    with ProcessPoolExecutor(
+            workers, mp_context=_spawn_context(), initializer=_init_worker,
+            initargs=(threads, log_file)) as pool:
+        running = {}
+        while pending or running:
+            for task in list(pending):
+                if any(d in failed for d in task.after):
+                    pending.remove(task)
+                    failed.add(task.name)
+                    failures.append((task, 'a task it needs failed: ' +
+                                     ', '.join(task.after)))
+                    progress(f'FAILED {task.name}: {failures[-1][1]}')
+                elif all(d in results for d in task.after) and \
+                        len(running) < workers:
+                    pending.remove(task)
+                    running[pool.submit(run_task, task)] = (task,
+                                                            time.time())
+            if not running:
+                continue
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                task, began = running.pop(future)
+                finished += 1
+                busy_s += time.time() - began
+                left = busy_s / finished * (total - finished) / workers
+                status = (f'[{finished}/{total}, '
+                          f'{format_duration(time.time() - start)} elapsed, '
+                          f'~{format_duration(left)} left]')
+                try:
+                    results[task.name] = future.result()
+                    progress(f'{status} {task.name}: '
+                             f'{_summary(results[task.name])}')
+                except Exception as err:  # the task's error.log has it all
+                    failed.add(task.name)
+                    message = (f'{type(err).__name__}: {err} (see '
+                               f'{osp.join(task.work_dir, "error.log")})')
+                    failures.append((task, message))
+                    progress(f'{status} FAILED {task.name}: {message}')
+    return results, failures
+
+
+def _spawn_context():
+    import multiprocessing
+    return multiprocessing.get_context('spawn')

@@ -1,0 +1,79 @@
+"""Cost of a config against a comparison config: same model family, same input.
+
+    python tools/speed_benchmark.py CONFIG [--compare CONFIG2] \
+        [--lang-model DIR] [--options k=v ...] [--compare-options k=v ...] \
+        [--size 320] [--batch-sizes 1 4] [--phases infer train] \
+        [--warmup 1] [--repeats 3] [--rounds 1] [--json out.json]
+
+Measures, for each config: inference time per image at every batch size,
+training step time (forward, loss, backward, AdamW step with gradient
+clipping), peak memory of each phase, checkpoint size (the trainable
+parameters only) and trainable %. It prints medians and the ratios
+CONFIG / CONFIG2, and writes them as JSON with ``--json``.
+
+Models are built with random weights (timing and memory do not depend on
+them) and fed synthetic ``--size`` x ``--size`` images captioned with the
+config's class names; every (config, phase, batch size) runs in a fresh child
+process so peak memory is that phase's alone. ``--rounds N`` alternates the
+configs N times against load from other processes. The same command runs on
+a GPU (``--device cuda``, the default when one is present). Details:
+projects/sdpt/experiments/speed.py.
+"""
+import argparse
+import sys
+
+import _bootstrap  # noqa: F401
+from mmengine.config import DictAction
+
+from projects.sdpt.experiments.speed import (PHASES, ChildFailedError,
+                                             benchmark, print_report)
+from projects.sdpt.utils.io import atomic_write_json
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument('config')
+    parser.add_argument('--compare', help='comparison config')
+    parser.add_argument('--options', nargs='+', action=DictAction,
+                        default={}, help='key=value overrides of CONFIG')
+    parser.add_argument('--compare-options', nargs='+', action=DictAction,
+                        default={},
+                        help='key=value overrides of the comparison config')
+    parser.add_argument('--lang-model', help='local BERT directory')
+    parser.add_argument('--size', type=int, default=320)
+    parser.add_argument('--batch-sizes', type=int, nargs='+', default=[1])
+    parser.add_argument('--train-batch-size', type=int, default=1)
+    parser.add_argument('--phases', nargs='+', choices=PHASES,
+                        default=list(PHASES))
+    parser.add_argument('--warmup', type=int, default=1)
+    parser.add_argument('--repeats', type=int, default=3)
+    parser.add_argument('--rounds', type=int, default=1)
+    parser.add_argument('--threads', type=int, help='torch CPU threads')
+    parser.add_argument('--device', choices=('cpu', 'cuda'))
+    parser.add_argument('--json', help='write the report here')
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        report = benchmark(
+            args.config, compare=args.compare, options=args.options,
+            compare_options=args.compare_options,
+            lang_model=args.lang_model, size=args.size,
+            batch_sizes=args.batch_sizes,
+            train_batch_size=args.train_batch_size, phases=args.phases,
+            warmup=args.warmup, repeats=args.repeats, rounds=args.rounds,
+            threads=args.threads, device=args.device)
+    except ChildFailedError as err:
+        raise SystemExit(str(err)) from None
+    print_report(report)
+    if args.json:
+        atomic_write_json(report, args.json, indent=2)
+        print(f'wrote {args.json}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
