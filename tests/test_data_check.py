@@ -6,6 +6,7 @@ import json
 import os
 import os.path as osp
 import random
+import subprocess
 import sys
 import time
 
@@ -14,8 +15,9 @@ import pytest
 from PIL import Image, ImageOps
 
 from conftest import REPO_ROOT
-from projects.sdpt.datasets.data_check import (DataCheckError, check_coco_annotations,
-                                      coco_sources)
+from projects.sdpt.datasets.data_check import (DataCheckError,
+                                               check_coco_annotations,
+                                               coco_sources)
 
 CLASSES = ['circle', 'square', 'triangle']
 
@@ -272,21 +274,25 @@ def test_class_list_longer_than_the_text_encoder_token_limit(
         tmp_path, data, img_dir, tokenizer_max_tokens=2000).kinds()
 
 
-def test_cli_prints_the_report_and_exits_nonzero_on_errors(tmp_path,
-                                                          capsys):
-    sys.path.insert(0, osp.join(REPO_ROOT, 'tools'))
-    from check_annotations import main
+def test_cli_prints_the_report_and_exits_nonzero_on_errors(tmp_path):
+    tool = osp.join(REPO_ROOT, 'tools', 'check_annotations.py')
+
+    def run(*args):
+        return subprocess.run([sys.executable, tool, *args],
+                              capture_output=True, text=True, timeout=300)
+
     data, img_dir = make_set(tmp_path)
     data['annotations'][0]['bbox'] = [1, 1, -3, 2]
     ann = write(tmp_path, data)
-    assert main([ann, '--img-dir', str(img_dir), '--classes', *CLASSES]) == 1
-    assert f'ERROR [bad-box] {ann}: annotations[0] (id=1).bbox' in \
-        capsys.readouterr().out
-    assert main([ann, '--img-dir', str(img_dir), '--json']) == 1
-    report = json.loads(capsys.readouterr().out)
+    proc = run(ann, '--img-dir', str(img_dir), '--classes', *CLASSES,
+               '--json')
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    report = json.loads(proc.stdout)
     assert report['errors'][0]['kind'] == 'bad-box'
+    assert report['errors'][0]['where'] == 'annotations[0] (id=1).bbox'
     data['annotations'][0]['bbox'] = [1, 1, 3, 2]
-    assert main([write(tmp_path, data), '--img-dir', str(img_dir)]) == 0
+    proc = run(write(tmp_path, data), '--img-dir', str(img_dir))
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
 
 
 def test_coco_sources_follow_dataset_wrappers():

@@ -4,15 +4,14 @@
         [--classes cat dog ...] [--tokenizer BERT_DIR] [--max-tokens 256]
 
 Prints every problem with the file / field it is in and how to fix it
-(projects/sdpt/data_check.py). Exit status 1 when there are errors, 0
-otherwise (warnings only).
+(projects/sdpt/datasets/data_check.py). Exit status 1 when there are errors,
+0 otherwise (warnings only).
 """
 import argparse
 import sys
 
-from _common import setup_environment
-
-setup_environment()
+import _bootstrap  # noqa: F401
+from projects.sdpt.datasets.data_check import check_coco_annotations
 
 
 def parse_args(argv=None):
@@ -41,7 +40,6 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    from projects.sdpt.data_check import check_coco_annotations
     report = check_coco_annotations(
         args.ann_file, args.img_dir, args.classes,
         args.max_tokens if args.max_tokens is not None else (

@@ -13,13 +13,13 @@ import argparse
 import os
 import os.path as osp
 
-from _common import default_work_dir, load_config, setup_environment
+import _bootstrap  # noqa: F401
+from mmengine.config import DictAction
 
-setup_environment()
+from projects.sdpt.utils.cli import default_work_dir, load_config
 
 
 def main(argv=None):
-    from mmengine.config import DictAction
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('config')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,

@@ -6,9 +6,10 @@ of each demo detector, so train and test share one base through load_from.
 import argparse
 import os.path as osp
 
-from _common import REPO_ROOT, setup_environment
-
-setup_environment()
+import _bootstrap  # noqa: F401
+from projects.sdpt.datasets.synthetic.demo_assets import (make_base_weights,
+                                                          make_demo_assets)
+from projects.sdpt.utils.cli import REPO_ROOT
 
 DEMO_CONFIGS = {
     'glip_tiny_base.pth': 'configs/demo/sdpt_glip_tiny_demo.py',
@@ -20,7 +21,6 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument('--root', default='data/demo')
     args = parser.parse_args()
-    from projects.sdpt.demo_assets import make_base_weights, make_demo_assets
     make_demo_assets(args.root)
     for name, config in DEMO_CONFIGS.items():
         make_base_weights(

@@ -7,9 +7,13 @@ machines); the counts do not depend on its weights, only on its size.
 """
 import argparse
 
-from _common import load_config, user_errors, setup_environment
+import _bootstrap  # noqa: F401
+from mmdet.registry import MODELS
+from mmdet.utils import register_all_modules
 
-setup_environment()
+from projects.sdpt.models.prompt_tuned_detector import (
+    format_report, trainable_parameter_report)
+from projects.sdpt.utils.cli import load_config, user_errors
 
 
 def main():
@@ -17,10 +21,6 @@ def main():
     parser.add_argument('config')
     parser.add_argument('--lang-model', help='local BERT directory')
     args = parser.parse_args()
-    from mmdet.registry import MODELS
-    from mmdet.utils import register_all_modules
-    from projects.sdpt.prompt_tuned_detector import (
-        format_report, trainable_parameter_report)
     register_all_modules()
     cfg = load_config(args.config)
     detector = cfg.model.get('detector', cfg.model)

@@ -63,7 +63,7 @@ def main(argv=None):
     tasks = transfer.make_tasks(args.detectors, args.methods, args.shots,
                                 args.seeds, args.iters, iters, root,
                                 work_root)
-    bases = [t for t in tasks if t.name.endswith(' base')
+    bases = [t for t in tasks if transfer.is_pretrain(t)
              and t.cached_result() is None]
     log_file = osp.join(work_root, 'workers.log')
     print(f'{len(bases)} base(s) to pretrain, '
@@ -72,7 +72,7 @@ def main(argv=None):
     results, failures = run_grid(tasks, args.workers, log_file)
     rows = transfer.sort_rows([results[t.name] for t in tasks
                                if t.name in results
-                               and not t.name.endswith(' base')])
+                               and not transfer.is_pretrain(t)])
     if rows:
         print(transfer.write_report(
             rows, args.shots, work_root,

@@ -186,7 +186,7 @@ def run_child(spec):
     return result
 
 
-# ---- parent ------------------------------------------------------------------
+# ---- parent -----------------------------------------------------------------
 def spawn_child(spec):
     """``run_child(spec)`` in a fresh Python process; its result."""
     # The child imports the package from the repository root whatever the

@@ -229,6 +229,10 @@ def make_tasks(detectors: Sequence[str], methods: Sequence[str],
     return tasks
 
 
+def is_pretrain(task: GridTask) -> bool:
+    return task.function == f'{__name__}:pretrain'
+
+
 def sort_rows(rows: List[Dict]) -> List[Dict]:
     order = {m: i for i, m in enumerate(zoo_methods())}
     return sorted(rows, key=lambda r: (r['detector'], order.get(
@@ -304,4 +308,4 @@ def pretrain_meta(root: str, detectors: Sequence[str]) -> Dict[str, Dict]:
 
 __all__ = ['DETECTORS', 'DEFAULT_PRETRAIN_ITERS', 'apply_method',
            'make_tasks', 'prepare_data', 'write_report', 'pretrain_meta',
-           'sort_rows', 'transfer_config', 'pretrain_config', 'base_file']
+           'sort_rows', 'is_pretrain', 'transfer_config', 'pretrain_config', 'base_file']
