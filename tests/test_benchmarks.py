@@ -5,6 +5,7 @@ import copy
 import json
 import os.path as osp
 import random
+import sys
 
 import pytest
 import torch

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import DEMO_CONFIGS, REPO_ROOT
+from conftest import REPO_ROOT
 
 TOOLS = osp.join(REPO_ROOT, 'tools')
 

@@ -31,7 +31,6 @@ processes on a shared machine. Usage::
 import argparse
 import json
 import os
-import os.path as osp
 import statistics
 import subprocess
 import sys

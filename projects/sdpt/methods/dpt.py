@@ -22,7 +22,7 @@ Candidate classes: every prompt class when there are at most
 zero-shot detector (prompts off) on the same image, by best box score.
 """
 import copy
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
 import torch.nn as nn

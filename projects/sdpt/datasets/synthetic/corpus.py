@@ -26,13 +26,13 @@ detection-data pretraining (``"red circle. green square. ..."``).
 The target ``train`` split is the pool few-shot splits are sampled from
 (``tools/make_few_shot.py``); its ``val`` split is the benchmark's test set.
 """
-import json
 import os
 import os.path as osp
 import random
 import shutil
 from typing import Dict, Sequence, Tuple
 
+from ...utils.io import atomic_write_json
 from .demo_assets import make_tiny_bert
 
 COLOURS = {
@@ -165,16 +165,14 @@ def make_domain_split(out_dir: str, domain: str, split: str, count: int,
                      area=float(bbox[2] * bbox[3]), iscrowd=0))
     categories = [dict(id=i + 1, name=name, supercategory='shape')
                   for i, name in enumerate(classes)]
-    tmp = ann_file + '.tmp'
-    with open(tmp, 'w') as f:
-        # ``info``: pycocotools >= 2.0.9 reads it when loading results.
-        json.dump(dict(info=dict(description=f'synthetic corpus, {domain} '
-                                 f'domain, {split}', version='1'),
-                       licenses=[], images=images, annotations=annotations,
-                       categories=categories), f)
     # The annotation file is written last and atomically: its presence
-    # marks a complete split.
-    os.replace(tmp, ann_file)
+    # marks a complete split. ``info``: pycocotools >= 2.0.9 reads it when
+    # loading results.
+    atomic_write_json(
+        dict(info=dict(description=f'synthetic corpus, {domain} domain, '
+                       f'{split}', version='1'),
+             licenses=[], images=images, annotations=annotations,
+             categories=categories), ann_file, indent=None)
     return ann_file
 
 

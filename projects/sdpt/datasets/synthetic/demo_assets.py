@@ -13,12 +13,14 @@ Layout::
     root/shapes/{train,val}/*.png   images
     root/shapes/annotations/instances_{train,val}.json
 """
-import json
+import io
 import os
 import os.path as osp
 import random
 import string
 from typing import Dict, List
+
+from ...utils.io import atomic_write, atomic_write_json
 
 CLASSES = ('circle', 'square', 'triangle')
 COLOURS = {'red': (220, 40, 40), 'green': (40, 180, 60), 'blue': (50, 80,
@@ -125,16 +127,16 @@ def make_shapes_dataset(root: str,
             img.save(osp.join(root, split, name))
             images.append(
                 dict(id=img_id, file_name=name, width=size, height=size))
-        with open(osp.join(root, 'annotations', f'instances_{split}.json'),
-                  'w') as f:
-            json.dump(
-                dict(
-                    # pycocotools >= 2.0.9 reads ``info`` with results
-                    info=dict(description=f'demo shapes, {split}'),
-                    licenses=[],
-                    images=images,
-                    annotations=annotations,
-                    categories=categories), f)
+        atomic_write_json(
+            dict(
+                # pycocotools >= 2.0.9 reads ``info`` with results
+                info=dict(description=f'demo shapes, {split}'),
+                licenses=[],
+                images=images,
+                annotations=annotations,
+                categories=categories),
+            osp.join(root, 'annotations', f'instances_{split}.json'),
+            indent=None)
     return root
 
 
@@ -153,13 +155,16 @@ def make_base_weights(config_path: str, out_file: str, bert_dir: str) -> str:
     register_all_modules()
     cfg = Config.fromfile(config_path)
     detector_cfg = cfg.model.get('detector', cfg.model)
+    # the tiny BERT written for this root, not the config's default path
+    detector_cfg.language_model.name = bert_dir
+    if 'lang_model_name' in detector_cfg.get('bbox_head', {}):
+        detector_cfg.bbox_head.lang_model_name = bert_dir
     torch.manual_seed(0)
     model = MODELS.build(detector_cfg)
     model.init_weights()
-    os.makedirs(osp.dirname(out_file), exist_ok=True)
-    tmp = out_file + '.tmp'
-    torch.save({'state_dict': model.state_dict(), 'meta': {}}, tmp)
-    os.replace(tmp, out_file)
+    buffer = io.BytesIO()
+    torch.save({'state_dict': model.state_dict(), 'meta': {}}, buffer)
+    atomic_write(out_file, buffer.getvalue())
     return out_file
 
 
