@@ -18,6 +18,7 @@ import _bootstrap  # noqa: F401
 from projects.sdpt.utils.cli import (check_weights_exist, default_work_dir,
                                      load_config, setup_cpu_distributed,
                                      user_errors)
+from projects.sdpt.utils.io import atomic_write_json
 
 
 def parse_args():
@@ -95,12 +96,11 @@ def main():
                 DumpResults(out_file_path=args.out))
         metrics = runner.test()
     if args.metrics_out:
-        import json
         from mmengine.dist import is_main_process
         if is_main_process():
-            with open(args.metrics_out, 'w') as f:
-                json.dump({k: float(v) if isinstance(v, (int, float)) else v
-                           for k, v in metrics.items()}, f, indent=2)
+            atomic_write_json({k: float(v) if isinstance(v, (int, float))
+                               else v for k, v in metrics.items()},
+                              args.metrics_out, indent=2)
     # Leave the process group cleanly: gloo aborts at interpreter exit
     # when a group is still alive.
     import torch.distributed as dist

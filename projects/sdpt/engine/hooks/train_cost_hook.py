@@ -10,7 +10,6 @@ Peak memory is ``torch.cuda.max_memory_allocated`` on a GPU and the process's
 peak resident set size on CPU (which includes the data pipeline and the
 Python runtime, so compare CPU figures between runs of one machine only).
 """
-import json
 import os.path as osp
 import resource
 import statistics
@@ -23,6 +22,7 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
 from ...models.prompt_tuned_detector import trainable_parameter_report
+from ...utils.io import atomic_write_json
 
 COST_FILE = 'train_cost.json'
 
@@ -79,8 +79,8 @@ class TrainCostHook(Hook):
             step_time_s=statistics.median(timed) if timed else None,
             peak_memory_bytes=peak_memory_bytes(self._device),
             **trainable_parameter_report(model))
-        with open(osp.join(runner.work_dir, COST_FILE), 'w') as f:
-            json.dump(cost, f, indent=2)
+        atomic_write_json(cost, osp.join(runner.work_dir, COST_FILE),
+                          indent=2)
         runner.logger.info(
             f'Train cost: median step {cost["step_time_s"]:.3f} s over '
             f'{len(timed)} iterations, peak memory '
