@@ -386,6 +386,31 @@ def test_lora_keeps_mmdet_names_merges_and_detaches(name, demo_root):
             assert torch.equal(m.bias, original[t][1])
 
 
+def test_lora_follows_parameters_replaced_by_a_conversion(demo_root):
+    """A conversion that replaces parameter objects (not only their data)
+    leaves LoRA computing with the target's new weight."""
+    import torch.nn.functional as F
+    model, _ = build('gdino', demo_root, METHODS['lora'])
+    method = model.prompt_tuning
+    name = method.target_names()[0]
+    target = dict(model.named_modules())[name]
+    x = torch.randn(3, target.in_features, dtype=torch.float64)
+    with torch.no_grad():
+        expected = target(x.float()).double()
+    old_weight = target.weight
+    torch.__future__.set_overwrite_module_params_on_conversion(True)
+    try:
+        model.double()
+    finally:
+        torch.__future__.set_overwrite_module_params_on_conversion(False)
+    assert target.weight is not old_weight
+    with torch.no_grad():
+        got = target(x)
+        assert not torch.allclose(got, F.linear(x, target.weight,
+                                                target.bias))
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+
+
 @pytest.mark.parametrize('name', DETECTORS)
 def test_language_offset_reaches_real_tokens_only(name, demo_root):
     """offset[t] is added at every real token t of every caption (up to

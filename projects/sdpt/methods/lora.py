@@ -35,6 +35,7 @@ Example::
 
     prompt = dict(type='LoRA', rank=16, alpha=16, layers='all', head=False)
 """
+import functools
 import re
 from typing import Dict, List, Sequence, Union
 
@@ -117,8 +118,9 @@ class LoRA(PromptMethod):
         self.head = head
         self.adapters = nn.ModuleDict()
         # target module name -> peft LoRA layer (not submodules, see
-        # LoRAWeights)
+        # LoRAWeights), and -> the target nn.Linear of the detector
         self._peft_layers: Dict[str, nn.Module] = {}
+        self._targets: Dict[str, nn.Linear] = {}
 
     def target_linears(self, detector, adapter) -> Dict[str, nn.Linear]:
         """``{detector module name: nn.Linear}`` that get LoRA."""
@@ -151,11 +153,32 @@ class LoRA(PromptMethod):
                 lora_dropout=self.dropout,
                 init_lora_weights=True)
             self._peft_layers[name] = peft_layer
+            self._targets[name] = linear
             self.adapters[name.replace('.', '_')] = LoRAWeights(peft_layer)
-            # a bound method, not the module: assigning a module to an
-            # attribute would register it as a submodule of the target
-            self._keep(ReplacedMethod(linear, 'forward', peft_layer.__call__))
+            self._keep(
+                ReplacedMethod(linear, 'forward',
+                               functools.partial(self._forward, name)))
         return self
+
+    def _sync_twin(self, name: str) -> nn.Module:
+        """The peft layer of target ``name``, its base layer pointing at the
+        target's current weight and bias.
+
+        Why: ``model.to()`` / ``.cuda()`` keep parameter objects (only their
+        data changes), but a conversion under
+        ``torch.__future__.set_overwrite_module_params_on_conversion(True)``
+        or a wrapper that re-creates parameters gives the target new ones.
+        """
+        peft_layer, target = self._peft_layers[name], self._targets[name]
+        twin = peft_layer.get_base_layer()
+        if twin.weight is not target.weight:
+            twin.weight = target.weight
+        if twin.bias is not target.bias:
+            twin.bias = target.bias
+        return peft_layer
+
+    def _forward(self, name, *args, **kwargs):
+        return self._sync_twin(name)(*args, **kwargs)
 
     @property
     def enabled(self) -> bool:
@@ -173,14 +196,14 @@ class LoRA(PromptMethod):
 
     def merge(self) -> None:
         """Fold every update into its target's weight (inference)."""
-        for peft_layer in self._peft_layers.values():
-            peft_layer.merge(safe_merge=True)
+        for name in self._peft_layers:
+            self._sync_twin(name).merge(safe_merge=True)
 
     def unmerge(self) -> None:
         """Take the merged updates out of the targets' weights again."""
-        for peft_layer in self._peft_layers.values():
+        for name, peft_layer in self._peft_layers.items():
             if peft_layer.merged:
-                peft_layer.unmerge()
+                self._sync_twin(name).unmerge()
 
     def detach(self) -> None:
         self.unmerge()
