@@ -1,6 +1,8 @@
 """Every method of the zoo on tiny GLIP and Grounding DINO: only its own
 parameters train, switched off it is the base detector exactly, batches of
 two keep each image's shapes and masks."""
+import re
+
 import pytest
 import torch
 
@@ -24,10 +26,38 @@ METHODS = {
     'dpt_zero_shot_candidates': dict(
         type='DPTPrompt', text=dict(num_context=2), visual=dict(num_tokens=2),
         num_candidates=2),
+    'language_prompt': dict(type='LanguagePromptOffset', num_positions=16),
+    'linear_probe': dict(type='LinearProbing'),
+    'bitfit': dict(type='BitFit'),
+    'lora': dict(type='LoRA', rank=4),
+    'lora_head': dict(type='LoRA', rank=2, layers=[0],
+                      projections=['v_proj', 'out_l_proj'], head=True),
+    'fusion_adapter': dict(type='FusionBottleneckAdapter', bottleneck=8),
+    'maple': dict(type='MaPLePrompt', num_context=2, stages=2),
 }
+# Methods whose parameters start at zero, so that the untrained method is the
+# base detector (test_zero_initialised_methods_start_as_the_base_detector).
+ZERO_INITIALISED = ('language_prompt', 'lora', 'fusion_adapter')
 
 
-def build(name, demo_root, prompt, seed=0, **model):
+def perturb_zero_initialised(method, std=0.1):
+    """Test-only: give the method's all-zero parameters (the language
+    offset, LoRA's B, the adapters' up-projections) small random values.
+
+    At zero these methods compute exactly the base detector, so "switched on
+    changes it", the batch equivalence and gradients reaching every
+    parameter (LoRA's A gets none while B is zero) would hold only after
+    training. Parameters drawn at random are left as they are.
+    """
+    with torch.no_grad():
+        for param in method.parameters():
+            if not param.any():
+                param.normal_(std=std)
+
+
+def build(name, demo_root, prompt, seed=0, perturb=True, **model):
+    """The tiny detector with ``prompt``; its zero-initialised parameters
+    perturbed (:func:`perturb_zero_initialised`) unless ``perturb=False``."""
     from mmdet.registry import MODELS
     from mmdet.utils import register_all_modules
     register_all_modules()
@@ -35,7 +65,10 @@ def build(name, demo_root, prompt, seed=0, **model):
     cfg.model.prompt = prompt
     cfg.model.update(model)
     torch.manual_seed(seed)
-    return MODELS.build(cfg.model), cfg
+    built = MODELS.build(cfg.model)
+    if perturb:
+        perturb_zero_initialised(built.prompt_tuning)
+    return built, cfg
 
 
 def _raw_train_batch(demo_root, cfg, image_ids=(0, 1)):
@@ -72,12 +105,22 @@ def base(request, demo_root):
 @pytest.mark.parametrize('method', list(METHODS))
 def test_method_off_is_the_base_model_and_on_changes_it(method, base,
                                                         demo_root):
+    from projects.sdpt.methods import DetectorSubsetMethod
     name, base_model, batch, expected = base
     model, _ = build(name, demo_root, METHODS[method])
     missing, unexpected = model.load_state_dict(
         base_model.state_dict(), strict=False)
     assert not unexpected
     assert all(k.startswith('prompt_tuning.') for k in missing)
+    if isinstance(model.prompt_tuning, DetectorSubsetMethod):
+        # Linear probing and BitFit train some of the detector's own
+        # parameters and add no computation: with the base weights the model
+        # is the base detector, and there is no "off" to switch to (what they
+        # change: test_training_changes_only_the_method_parameters).
+        assert _same(_predict(model, batch), expected)
+        with pytest.raises(RuntimeError, match='nothing to switch off'):
+            model.prompt_tuning.enabled = False
+        return
     model.prompt_tuning.enabled = False
     assert _same(_predict(model, batch), expected)
     model.prompt_tuning.enabled = True
@@ -90,12 +133,15 @@ def test_method_off_is_the_base_model_and_on_changes_it(method, base,
 @pytest.mark.parametrize('name', DETECTORS)
 def test_training_changes_only_the_method_parameters(name, method,
                                                      demo_root):
+    from projects.sdpt.models.prompt_tuned_detector import \
+        allowed_trainable_names
     model, cfg = build(name, demo_root, METHODS[method])
     model.init_weights()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     named = dict(model.named_parameters())
     trainable = [n for n, p in named.items() if p.requires_grad]
-    assert trainable and all(n.startswith('prompt_tuning.') for n in trainable)
+    # the method's own parameters, and the detector's that it names
+    assert trainable and set(trainable) == set(allowed_trainable_names(model))
     optimizer = torch.optim.SGD([named[n] for n in trainable], lr=10.0)
     model.train()
     batch = _raw_train_batch(demo_root, cfg)
@@ -116,7 +162,10 @@ def test_training_changes_only_the_method_parameters(name, method,
     assert changed and changed <= set(trainable), changed - set(trainable)
 
 
-@pytest.mark.parametrize('method', ['text_per_class', 'visual', 'dpt'])
+@pytest.mark.parametrize('method', [
+    'text_per_class', 'visual', 'dpt', 'language_prompt', 'lora_head',
+    'fusion_adapter', 'maple'
+])
 @pytest.mark.parametrize('name', DETECTORS)
 def test_batch_of_two_gives_each_image_its_predictions_alone(
         name, method, demo_root):
@@ -132,8 +181,18 @@ def test_batch_of_two_gives_each_image_its_predictions_alone(
         assert torch.equal(labels_a, labels_b)
 
 
-@pytest.mark.parametrize('method', ['text', 'visual', 'dpt',
-                                    'independent_dual'])
+# the option that sets a method's size, where it has one
+SIZE_OPTION = {
+    'text': 'num_context', 'visual': 'num_tokens',
+    'independent_dual': 'num_tokens', 'language_prompt': 'num_positions',
+    'lora': 'rank', 'fusion_adapter': 'bottleneck', 'maple': 'num_context'
+}
+
+
+@pytest.mark.parametrize('method', [
+    'text', 'visual', 'dpt', 'independent_dual', 'language_prompt',
+    'linear_probe', 'bitfit', 'lora', 'fusion_adapter', 'maple'
+])
 def test_checkpoint_holds_only_the_method_and_refuses_other_methods(
         method, demo_root):
     from types import SimpleNamespace
@@ -153,8 +212,7 @@ def test_checkpoint_holds_only_the_method_and_refuses_other_methods(
     with pytest.raises(PromptCheckpointMismatch, match='method: '):
         check_prompt_checkpoint(meta, other, 'ckpt.pth')
     bigger = dict(METHODS[method])
-    key = {'text': 'num_context', 'visual': 'num_tokens',
-           'independent_dual': 'num_tokens'}.get(method)
+    key = SIZE_OPTION.get(method)
     if key:
         bigger[key] += 1
         resized, _ = build('gdino', demo_root, bigger)
@@ -234,6 +292,168 @@ def test_window_attention_with_prompts_against_the_formula():
             heads.append(logits.softmax(-1) @ v[:, s])
         expected = msa.proj(torch.cat(heads, dim=1))
         torch.testing.assert_close(got[w], expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize('method', ZERO_INITIALISED)
+def test_zero_initialised_methods_start_as_the_base_detector(method, base,
+                                                             demo_root):
+    """Untrained (unperturbed), the language offset, LoRA and the fusion
+    adapters add exact zeros: the detector is the base one, bit for bit."""
+    name, base_model, batch, expected = base
+    model, _ = build(name, demo_root, METHODS[method], perturb=False)
+    model.load_state_dict(base_model.state_dict(), strict=False)
+    assert model.prompt_tuning.enabled
+    assert _same(_predict(model, batch), expected)
+
+
+@pytest.mark.parametrize('name', DETECTORS)
+def test_detector_subset_methods_train_exactly_their_parameters(
+        name, demo_root):
+    """Linear probing: the final prediction layers (README's list); BitFit:
+    every parameter called ``bias``, and nothing else."""
+    expected = {
+        'glip': {
+            f'bbox_head.head.{p}'
+            for p in ('bbox_pred.weight', 'bbox_pred.bias',
+                      'centerness.weight', 'centerness.bias',
+                      'dot_product_projection_text.weight',
+                      'dot_product_projection_text.bias', 'log_scale',
+                      'bias_lang', 'bias0')
+        },
+        'gdino': None,  # every parameter of the cls / reg branches
+    }[name]
+    model, _ = build(name, demo_root, METHODS['linear_probe'])
+    names = [n for n, _ in model.named_parameters()]
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    if expected is None:
+        expected = {
+            n for n in names
+            if re.match(r'bbox_head\.(cls|reg)_branches\.\d+\.', n)
+        }
+        assert any(n.endswith('log_scale') for n in expected)
+    assert trainable == expected
+    model, _ = build(name, demo_root, METHODS['bitfit'])
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable == {n for n in names if n.split('.')[-1] == 'bias'}
+    # from the text encoder to the head
+    assert any(n.startswith('language_model.') for n in trainable)
+    assert any(n.startswith('backbone.') for n in trainable)
+    assert any(n.startswith('bbox_head.') for n in trainable)
+
+
+@pytest.mark.parametrize('name', DETECTORS)
+def test_lora_keeps_mmdet_names_merges_and_detaches(name, demo_root):
+    """LoRA leaves the detector's parameter names as they are; peft's merge
+    folds the updates into the targets' weights (same outputs), unmerge and
+    detach give the original weights and forwards back."""
+    import torch.nn.functional as F
+    model, _ = build(name, demo_root, METHODS['lora_head'])
+    base_model = build_base(name, demo_root)
+    detector_keys = {k for k in model.state_dict()
+                     if not k.startswith('prompt_tuning.')}
+    assert detector_keys == set(base_model.state_dict())
+    method = model.prompt_tuning
+    modules = dict(model.named_modules())
+    targets = {t: modules[t] for t in method.target_names()}
+    assert any(t.startswith('bbox_head.') for t in targets)  # head=True
+    original = {t: (m.weight.detach().clone(), m.bias.detach().clone())
+                for t, m in targets.items()}
+    torch.manual_seed(1)
+    inputs = {t: torch.randn(3, m.in_features) for t, m in targets.items()}
+    with torch.no_grad():
+        tuned = {t: m(inputs[t]) for t, m in targets.items()}
+        for t, m in targets.items():  # the LoRA update is there
+            assert not torch.allclose(tuned[t], F.linear(inputs[t],
+                                                         *original[t]))
+        method.merge()
+        assert method.merged
+        for t, m in targets.items():
+            assert not torch.equal(m.weight, original[t][0])
+            torch.testing.assert_close(m(inputs[t]), tuned[t])
+            # merged: the plain layer with the merged weight, nothing added
+            torch.testing.assert_close(
+                F.linear(inputs[t], m.weight, m.bias), tuned[t])
+        method.unmerge()
+        for t, m in targets.items():
+            torch.testing.assert_close(m.weight, original[t][0])
+            torch.testing.assert_close(m(inputs[t]), tuned[t])
+        method.merge()
+        method.detach()
+        assert not method.merged
+        for t, m in targets.items():
+            assert 'forward' not in vars(m)
+            torch.testing.assert_close(m.weight, original[t][0])
+            assert torch.equal(m.bias, original[t][1])
+
+
+def test_lora_follows_parameters_replaced_by_a_conversion(demo_root):
+    """A conversion that replaces parameter objects (not only their data)
+    leaves LoRA computing with the target's new weight."""
+    import torch.nn.functional as F
+    model, _ = build('gdino', demo_root, METHODS['lora'])
+    method = model.prompt_tuning
+    name = method.target_names()[0]
+    target = dict(model.named_modules())[name]
+    x = torch.randn(3, target.in_features, dtype=torch.float64)
+    with torch.no_grad():
+        expected = target(x.float()).double()
+    old_weight = target.weight
+    torch.__future__.set_overwrite_module_params_on_conversion(True)
+    try:
+        model.double()
+    finally:
+        torch.__future__.set_overwrite_module_params_on_conversion(False)
+    assert target.weight is not old_weight
+    with torch.no_grad():
+        got = target(x)
+        assert not torch.allclose(got, F.linear(x, target.weight,
+                                                target.bias))
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize('name', DETECTORS)
+def test_language_offset_reaches_real_tokens_only(name, demo_root):
+    """offset[t] is added at every real token t of every caption (up to
+    num_positions), to the features GLIP and Grounding DINO read; padding
+    keeps the base model's values."""
+    from projects.sdpt.methods.language_prompt import real_token_mask
+    model, _ = build(name, demo_root, METHODS['language_prompt'])
+    method = model.prompt_tuning
+    captions = ['circle. square', 'circle. square. triangle. circle']
+    with torch.no_grad():
+        tuned = model.language_model(captions)
+        method.enabled = False
+        plain = model.language_model(captions)
+    method.enabled = True
+    real = real_token_mask(plain).bool()
+    assert real[0].sum() < real[1].sum()  # the short caption has padding
+    batch, length, width = plain['embedded'].shape
+    offset = torch.zeros(length, width)
+    covered = min(length, method.num_positions)
+    offset[:covered] = method.offset[:covered].detach()
+    for key in ('embedded', 'hidden'):
+        added = tuned[key] - plain[key]
+        torch.testing.assert_close(added[real],
+                                   offset.expand(batch, -1, -1)[real])
+        assert not added[~real].any()
+
+
+def test_maple_visual_tokens_are_coupled_to_the_text_context(demo_root):
+    model, _ = build('gdino', demo_root, METHODS['maple'])
+    method = model.prompt_tuning
+    context = method.text.context
+    assert set(method.coupling) == {'stage0_block0', 'stage1_block0'}
+    for key, coupling in method.coupling.items():
+        tokens = method.visual._extra[key]()
+        width = method.visual.blocks[key].attn.w_msa.qkv.in_features
+        assert tokens.shape == (2, width)
+        torch.testing.assert_close(tokens, coupling(context[0]))
+        # the only visual parameters are the couplings: the tokens follow
+        # the text context
+        with torch.no_grad():
+            context.add_(1.0)
+        assert not torch.allclose(method.visual._extra[key](), tokens)
+    assert not list(method.visual.parameters())
 
 
 def test_every_registered_method_has_a_row_in_this_matrix():

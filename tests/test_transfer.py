@@ -98,8 +98,9 @@ def test_methods_move_onto_the_transfer_config_exactly(det):
         assert cfg.model.prompt == zoo.model.get('prompt')
         assert list(cfg.model.extra_trainable) == list(
             zoo.model.get('extra_trainable', []))
-        assert (cfg.optim_wrapper.optimizer.lr ==
-                zoo.optim_wrapper.optimizer.lr)
+        for key in ('lr', 'weight_decay'):
+            assert (cfg.optim_wrapper.optimizer[key] ==
+                    zoo.optim_wrapper.optimizer[key])
         assert cfg.experiment.method == zoo.experiment.method
         assert bool(cfg.get('evaluate_only')) == (method == 'zero_shot')
         # ... and nothing of the zoo config's data comes along.

@@ -12,7 +12,8 @@
 3. A *transfer* task per detector x method x k x seed tunes the method on
    the k-shot target split from the base (``configs/transfer/<det>_tiny_
    synthetic.py`` with the method of the zoo's demo config, see
-   ``experiments/zoo.py``: prompt, trainable patterns, learning rate) and
+   ``experiments/zoo.py``: prompt, trainable patterns, learning rate and
+   weight decay) and
    evaluates on the target val split. Zero-shot is evaluated once per
    detector. Its row is ``<run dir>/metrics.json``; finished runs are
    skipped.
@@ -67,7 +68,9 @@ def apply_method(cfg, det: str, method: str):
     source = Config.fromfile(zoo_config(method, det))
     cfg.model.prompt = source.model.get('prompt')
     cfg.model.extra_trainable = source.model.get('extra_trainable', [])
-    cfg.optim_wrapper.optimizer.lr = source.optim_wrapper.optimizer.lr
+    # the method's recipe (GLIP's language prompt brings its own decay)
+    for key in ('lr', 'weight_decay'):
+        cfg.optim_wrapper.optimizer[key] = source.optim_wrapper.optimizer[key]
     cfg.evaluate_only = source.get('evaluate_only', False)
     cfg.experiment = dict(cfg.experiment, method=source.experiment['method'])
     return cfg

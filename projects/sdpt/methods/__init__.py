@@ -6,10 +6,16 @@ Every method is a :class:`PromptMethod` registered in mmdet's ``MODELS``
 """
 from typing import Dict
 
-from .base import PromptMethod, ReplacedMethod
+from .base import DetectorSubsetMethod, PromptMethod, ReplacedMethod
+from .bitfit import BitFit
 from .dpt import ClassAwareVisualPrompt, DPTPrompt
+from .fusion_adapter import BottleneckAdapter, FusionBottleneckAdapter
 from .fusion_prompt import FusionPromptMethod, prompted_bi_attention
 from .independent_dual import IndependentDualPrompt
+from .language_prompt import LanguagePromptOffset
+from .linear_probe import LinearProbing
+from .lora import LoRA
+from .maple import MaPLePrompt
 from .sdpt import InverseProjection, SDPTPrompt, UnifiedPrototypePrompt
 from .text_prompt import TextContextPrompt
 from .visual_prompt import VisualDeepPrompt
@@ -26,9 +32,11 @@ def registered_methods() -> Dict[str, type]:
 
 
 __all__ = [
-    'PromptMethod', 'ReplacedMethod', 'FusionPromptMethod',
-    'prompted_bi_attention', 'InverseProjection', 'UnifiedPrototypePrompt',
-    'SDPTPrompt', 'IndependentDualPrompt', 'TextContextPrompt',
-    'VisualDeepPrompt', 'DPTPrompt', 'ClassAwareVisualPrompt',
-    'registered_methods'
+    'PromptMethod', 'DetectorSubsetMethod', 'ReplacedMethod',
+    'FusionPromptMethod', 'prompted_bi_attention', 'InverseProjection',
+    'UnifiedPrototypePrompt', 'SDPTPrompt', 'IndependentDualPrompt',
+    'TextContextPrompt', 'VisualDeepPrompt', 'DPTPrompt',
+    'ClassAwareVisualPrompt', 'LanguagePromptOffset', 'LinearProbing',
+    'BitFit', 'LoRA', 'FusionBottleneckAdapter', 'BottleneckAdapter',
+    'MaPLePrompt', 'registered_methods'
 ]

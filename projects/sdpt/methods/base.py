@@ -6,6 +6,12 @@ hooks it into an mmdet detector instance (forward hooks, or a replaced
 ``enabled = False`` turns every hook into a no-op, so the detector computes
 exactly what the base model computes. ``signature()`` is what a checkpoint of
 the method records and must match to load.
+
+Some baselines train a subset of the detector's *own* parameters instead of
+adding any (linear probing, BitFit): they derive from
+:class:`DetectorSubsetMethod` and name those parameters with
+:meth:`PromptMethod.trainable_patterns`, which ``PromptTunedDetector`` (and
+the checkpoint hook, through ``allowed_trainable_names``) consults.
 """
 from typing import Dict, List
 
@@ -44,6 +50,20 @@ class PromptMethod(nn.Module):
     def attach(self, detector: nn.Module, adapter) -> 'PromptMethod':
         raise NotImplementedError
 
+    def trainable_patterns(self) -> List[str]:
+        """Regexes of the detector's own parameter names that train with this
+        method (``re.search`` on names such as ``bbox_head.head.bias0``).
+
+        The method's own parameters (under ``prompt_tuning.``) always train;
+        this names any others. None by default; composite methods collect
+        their parts'.
+        """
+        return [
+            pattern for child in self.children()
+            if isinstance(child, PromptMethod)
+            for pattern in child.trainable_patterns()
+        ]
+
     def _keep(self, handle) -> None:
         self._hooks.append(handle)
 
@@ -60,6 +80,50 @@ class PromptMethod(nn.Module):
         return dict(
             method=type(self).__name__,
             detector=self.adapter.detector_name if self.adapter else None)
+
+
+class DetectorSubsetMethod(PromptMethod):
+    """Base of methods that train a subset of the detector's own parameters
+    and add nothing to its computation (linear probing, BitFit).
+
+    Subclasses implement :meth:`select_patterns`. There is no "off" state:
+    like full fine-tuning, the tuned values *are* the detector's parameters
+    (with the base weights loaded the model is the base detector), so
+    ``enabled = False`` is refused rather than silently ignored; evaluate the
+    base weights (the zero-shot config) for the untuned detector.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self._patterns: List[str] = []
+
+    def select_patterns(self, detector: nn.Module, adapter) -> List[str]:
+        """Regexes of the parameter names of ``detector`` that train."""
+        raise NotImplementedError
+
+    def attach(self, detector, adapter):
+        self.adapter = adapter
+        self._patterns = list(self.select_patterns(detector, adapter))
+        return self
+
+    def trainable_patterns(self) -> List[str]:
+        return list(self._patterns)
+
+    @property
+    def enabled(self) -> bool:
+        return True
+
+    @enabled.setter
+    def enabled(self, value: bool) -> None:
+        if not value:
+            raise RuntimeError(
+                f'{type(self).__name__} trains the detector\'s own '
+                f'parameters and adds no computation: there is nothing to '
+                f'switch off. Evaluate the base weights (the zero-shot '
+                f'config) for the untuned detector.')
+
+    def signature(self) -> Dict:
+        return dict(super().signature(), patterns=self.trainable_patterns())
 
 
 class ReplacedMethod:

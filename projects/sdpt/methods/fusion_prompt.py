@@ -31,7 +31,8 @@ import torch.nn.functional as F
 from mmdet.models.utils.vlfuse_helper import MAX_CLAMP_VALUE
 from torch import Tensor
 
-from ..models.fusion_adapters import FusionAdapter, FusionLayer
+from ..models.fusion_adapters import (FusionAdapter, FusionLayer,
+                                       select_fusion_layers)
 from .base import PromptMethod, ReplacedMethod
 
 MODES = ('synchronous', 'reference')
@@ -181,21 +182,7 @@ class FusionPromptMethod(PromptMethod):
 
     # ---- shared ------------------------------------------------------------
     def select_layers(self, all_layers: List[FusionLayer]):
-        if self.layers == 'all':
-            return list(all_layers)
-        if isinstance(self.layers, str):
-            raise ValueError(
-                f"prompt.layers must be 'all' or a list of fusion layer "
-                f'indices, got {self.layers!r}')
-        chosen = []
-        for i in self.layers:
-            if not -len(all_layers) <= i < len(all_layers):
-                raise ValueError(
-                    f'prompt.layers names fusion layer {i}, but the detector '
-                    f'has {len(all_layers)} (indices 0..'
-                    f'{len(all_layers) - 1}).')
-            chosen.append(all_layers[i])
-        return chosen
+        return select_fusion_layers(all_layers, self.layers)
 
     def attach(self, detector: nn.Module, adapter: FusionAdapter):
         """Hook the prompts into ``detector``'s fusion attentions."""

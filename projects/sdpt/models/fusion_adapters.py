@@ -41,6 +41,27 @@ class FusionLayer:
         return self.attention.embed_dim
 
 
+def select_fusion_layers(all_layers: List[FusionLayer],
+                         layers) -> List[FusionLayer]:
+    """``'all'`` of a detector's fusion layers, or those at the indices
+    ``layers`` (the ``prompt.layers`` option of every fusion method)."""
+    if layers == 'all':
+        return list(all_layers)
+    if isinstance(layers, str):
+        raise ValueError(
+            f"prompt.layers must be 'all' or a list of fusion layer "
+            f'indices, got {layers!r}')
+    chosen = []
+    for i in layers:
+        if not -len(all_layers) <= i < len(all_layers):
+            raise ValueError(
+                f'prompt.layers names fusion layer {i}, but the detector '
+                f'has {len(all_layers)} (indices 0..'
+                f'{len(all_layers) - 1}).')
+        chosen.append(all_layers[i])
+    return chosen
+
+
 def _non_reentrant_checkpoint_forward(original_forward, weak_module, *args,
                                       **kwargs):
     module = weak_module()
@@ -83,6 +104,11 @@ class FusionAdapter:
     def make_checkpointing_gradient_safe(self, layer: FusionLayer) -> None:
         raise NotImplementedError
 
+    def prediction_layer_patterns(self) -> List[str]:
+        """Regexes of the final prediction layers' parameter names (what
+        linear probing trains)."""
+        raise NotImplementedError
+
     # Both detectors embed text with mmdet's ``BertModel`` and see images
     # through mmdet's ``SwinTransformer`` (in every released config).
     def text_input_embeddings(self, detector: nn.Module) -> nn.Embedding:
@@ -95,6 +121,10 @@ class FusionAdapter:
                 f'as model.detector.language_model (type=\'BertModel\').'
             ) from None
         return hf_model.get_input_embeddings()
+
+    def text_width(self, detector: nn.Module) -> int:
+        """Width of the text encoder's output features."""
+        return self.text_input_embeddings(detector).embedding_dim
 
     def image_backbone(self, detector: nn.Module) -> nn.Module:
         """The Swin backbone visual prompts go into."""
@@ -161,6 +191,17 @@ class GLIPFusionAdapter(FusionAdapter):
         vlfuse.use_checkpoint = False
         use_non_reentrant_checkpoint(vlfuse.b_attn)
 
+    def prediction_layer_patterns(self):
+        # GLIP's linear probing: the head's box and centerness convolutions,
+        # the text projection of the alignment score and its scale and
+        # biases (``VLFusionModule``); the per-level box ``scales`` and the
+        # DyHead tower stay frozen.
+        return [
+            r'^bbox_head\.head\.(bbox_pred|centerness|'
+            r'dot_product_projection_text)\.',
+            r'^bbox_head\.head\.(log_scale|bias_lang|bias0)$'
+        ]
+
     def extend_text_mask(self, mask, batch_size, num_text, num_prompts,
                          device, visible):
         if mask is None:
@@ -208,6 +249,12 @@ class GroundingDINOFusionAdapter(FusionAdapter):
     def make_checkpointing_gradient_safe(self, layer):
         if layer.checkpointed is not None:
             use_non_reentrant_checkpoint(layer.checkpointed)
+
+    def prediction_layer_patterns(self):
+        # The classification (``ContrastiveEmbed``: its learnable logit
+        # scale, and bias when configured) and box-regression branches of
+        # every decoder layer and of the encoder's proposals.
+        return [r'^bbox_head\.(cls_branches|reg_branches)\.']
 
     def extend_text_mask(self, mask, batch_size, num_text, num_prompts,
                          device, visible):

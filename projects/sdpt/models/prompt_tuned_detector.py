@@ -16,6 +16,11 @@ Config::
         prompt=dict(type='SDPTPrompt', num_tokens=100, layers='all'),
         extra_trainable=[])  # regexes of parameter names, for ablations
 
+What trains: the method's own parameters (``prompt_tuning.*``), the
+detector parameters the method names (``trainable_patterns()``: linear
+probing's prediction layers, BitFit's biases) and ``extra_trainable``
+(:func:`allowed_trainable_names`, the single rule).
+
 The two ends of every comparison use the same wrapper: ``prompt=None`` is the
 zero-shot detector (nothing trains; evaluate it with ``tools/test.py``) and
 ``prompt=None, extra_trainable=['.*']`` is full fine-tuning.
@@ -62,9 +67,22 @@ def language_model_message(missing: Sequence[str], err=None) -> str:
         f'HF_HOME to a cache that holds it.')
 
 
+def trainable_patterns(model: nn.Module) -> List[str]:
+    """Regexes of the detector parameters that train besides the method's
+    own: those the method names (``PromptMethod.trainable_patterns``: linear
+    probing, BitFit) and the config's ``extra_trainable``."""
+    method = getattr(model, METHOD_ATTR, None)
+    method_patterns = method.trainable_patterns() if method is not None \
+        else []
+    return list(method_patterns) + list(getattr(model, 'extra_trainable', ()))
+
+
 def allowed_trainable_names(model: nn.Module) -> List[str]:
-    """Names of the parameters that may train in a prompt-tuned model."""
-    patterns = [re.compile(p) for p in getattr(model, 'extra_trainable', ())]
+    """Names of the parameters that may train in a prompt-tuned model: the
+    method's own (``prompt_tuning.*``) and those :func:`trainable_patterns`
+    names. The one rule the build, the training check and prompt checkpoints
+    share."""
+    patterns = [re.compile(p) for p in trainable_patterns(model)]
     names = []
     for name, _ in model.named_parameters():
         if name.startswith(METHOD_ATTR + '.') or any(
@@ -108,8 +126,8 @@ def PromptTunedDetector(detector: dict,
     Args:
         detector (dict): an mmdet GLIP or GroundingDINO model config.
         prompt (dict, optional): a prompt method registered in mmdet's
-            MODELS (``SDPTPrompt``, ``DPTPrompt``, ``TextContextPrompt``,
-            ``VisualDeepPrompt``, ``IndependentDualPrompt``); None for the
+            MODELS (``SDPTPrompt``, ``LoRA``, ``BitFit``, ...: every
+            ``PromptMethod`` in ``projects/sdpt/methods``); None for the
             zero-shot detector or full fine-tuning.
         extra_trainable (list[str]): regexes of detector parameter names that
             also train (ablations); empty by default.
@@ -135,11 +153,16 @@ def PromptTunedDetector(detector: dict,
         model.add_module(METHOD_ATTR, method)
     model.extra_trainable = list(extra_trainable)
     freeze_all_but(model, allowed_trainable_names(model))
-    for pattern in model.extra_trainable:
-        if not any(re.search(pattern, n) for n, _ in model.named_parameters()):
-            raise ValueError(
-                f'model.extra_trainable pattern {pattern!r} matches no '
-                f'parameter of {type(model).__name__}.')
+    named = [n for n, _ in model.named_parameters()]
+    for source, patterns in (
+            ('model.extra_trainable', model.extra_trainable),
+            (f'{type(method).__name__}.trainable_patterns()',
+             method.trainable_patterns() if method is not None else [])):
+        for pattern in patterns:
+            if not any(re.search(pattern, n) for n in named):
+                raise ValueError(
+                    f'{source} pattern {pattern!r} matches no parameter of '
+                    f'{type(model).__name__}.')
     print_log(
         f'{type(method).__name__ if method else "No prompt method"} on '
         f'{adapter.detector_name}: '

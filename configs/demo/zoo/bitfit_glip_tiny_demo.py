@@ -1,0 +1,8 @@
+# BitFit: every bias term of the detector trains (backbone, text encoder,
+# neck, fusion, head), nothing else.
+# Otherwise exactly sdpt_glip_tiny_demo.py: same detector, data and schedule.
+_base_ = '../sdpt_glip_tiny_demo.py'
+
+model = dict(
+    prompt=dict(_delete_=True, type='BitFit'))
+experiment = dict(method='BitFit')

@@ -1,0 +1,14 @@
+# LoRA (peft), rank 16, alpha 16, on the six projections of every fusion
+# attention.
+# Otherwise exactly sdpt_glip_coco_1shot.py: same detector, data and schedule.
+_base_ = '../sdpt_glip_coco_1shot.py'
+
+model = dict(
+    prompt=dict(
+        _delete_=True,
+        type='LoRA',
+        rank=16,
+        alpha=16,
+        layers='all',
+        head=False))
+experiment = dict(method='LoRA (fusion attention)')
