@@ -1,15 +1,19 @@
-"""Pretrain tiny GLIP / Grounding DINO bases, then measure few-shot transfer.
+"""The transfer suite: every method on the synthetic corpus's four shifts,
+tuned under one protocol (learning-rate grid, selection on dev, seeds).
 
-    python tools/transfer_benchmark.py [--detectors glip gdino] \\
-        [--methods zero_shot sdpt text ...] [--shots 1 3 5 10] [--seeds 3] \\
-        [--iters 40] [--pretrain-iters glip=800 gdino=2000] [--workers 2] \\
+    python tools/transfer_benchmark.py [--detectors gdino glip] \\
+        [--shifts vocabulary composition appearance realignment] \\
+        [--methods zero_shot sdpt text ...] [--shots 1 10] \\
+        [--seeds 3 30 300] [--lr-factors 0.1 1 10] [--lr sdpt=0.1] \\
+        [--iters 200] [--workers 2] [--pretrain] \\
         [--root data/synthetic] [--work-dir work_dirs/transfer]
 
-Writes the synthetic corpus and its few-shot splits, pretrains and caches
-each base, tunes every method of the zoo (``configs/demo/zoo``) on the k-shot
-target splits and writes transfer.md / .csv and ap_vs_trainable_params.png to
-WORK_DIR. Finished runs and cached bases are skipped. See
-projects/sdpt/experiments/transfer.py.
+Tunes from the shipped bases (checkpoints/synthetic/; --pretrain trains them
+again, deterministically, into WORK_DIR/bases/), writes the corpus and its
+few-shot splits, runs every (method, shift, k): each learning rate on the
+first seed, the one best on dev on the other seeds, and writes transfer.md /
+.csv and one ap_vs_trainable_<shift>.png per shift to WORK_DIR. Finished runs
+are skipped. See projects/sdpt/experiments/transfer.py for the protocol.
 """
 import argparse
 import os
@@ -18,26 +22,55 @@ import sys
 import time
 
 import _bootstrap  # noqa: F401
-from projects.sdpt.experiments import transfer
+from projects.sdpt.datasets.synthetic.corpus import SHIFTS
+from projects.sdpt.experiments import bases, transfer
 from projects.sdpt.experiments.grid import run_grid
-from projects.sdpt.experiments.zoo import zoo_methods
+
+
+def _pairs(items, option, kinds, cast):
+    out = {}
+    for item in items:
+        key, _, value = item.partition('=')
+        try:
+            if key not in kinds:
+                raise ValueError
+            out[key] = cast(value)
+        except ValueError:
+            raise SystemExit(f'error: {option} {item!r}: expected KEY=VALUE '
+                             f'with KEY in {sorted(kinds)}') from None
+    return out
 
 
 def parse_args(argv=None):
-    methods = zoo_methods()
+    methods = transfer.suite_methods()
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--detectors', nargs='+', choices=transfer.DETECTORS,
-                        default=list(transfer.DETECTORS))
+                        default=['gdino'])
+    parser.add_argument('--shifts', nargs='+', choices=list(SHIFTS),
+                        default=list(SHIFTS))
     parser.add_argument('--methods', nargs='+', choices=methods,
-                        default=methods, help='methods of the zoo')
-    parser.add_argument('--shots', nargs='+', type=int, default=[1, 3, 5, 10])
-    parser.add_argument('--seeds', nargs='+', type=int, default=[3],
-                        help="few-shot split seeds (the protocol's 3 30 300)")
-    parser.add_argument('--iters', type=int, default=40,
-                        help='training iterations of every transfer run')
+                        default=methods,
+                        help='zoo methods and SDPT ablations, run in this '
+                        'order')
+    parser.add_argument('--shots', nargs='+', type=int,
+                        default=list(transfer.DEFAULT_SHOTS))
+    parser.add_argument('--seeds', nargs='+', type=int,
+                        default=list(transfer.DEFAULT_SEEDS),
+                        help='few-shot split and training seeds; the first '
+                        'one selects the learning rate')
+    parser.add_argument('--lr-factors', nargs='+', type=float,
+                        default=list(transfer.DEFAULT_LR_FACTORS),
+                        help="times each method's recipe learning rate")
+    parser.add_argument('--lr', nargs='+', default=[], metavar='METHOD=LR',
+                        help='a fixed learning rate (no selection)')
+    parser.add_argument('--iters', type=int, default=transfer.DEFAULT_ITERS,
+                        help='training iterations of every run')
+    parser.add_argument('--pretrain', action='store_true',
+                        help='pretrain the bases here instead of using the '
+                        'shipped ones')
     parser.add_argument('--pretrain-iters', nargs='+', default=[],
                         metavar='DET=N', help='pretraining iterations, '
-                        f'default {transfer.DEFAULT_PRETRAIN_ITERS}')
+                        f'default {bases.DEFAULT_PRETRAIN_ITERS}')
     parser.add_argument('--workers', type=int, default=2)
     parser.add_argument('--root', default='data/synthetic')
     parser.add_argument('--work-dir', default='work_dirs/transfer')
@@ -46,39 +79,46 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    iters = dict(transfer.DEFAULT_PRETRAIN_ITERS)
-    for item in args.pretrain_iters:
-        det, _, n = item.partition('=')
-        if det not in transfer.DETECTORS or not n.isdigit():
-            raise SystemExit(f'error: --pretrain-iters {item!r}: expected '
-                             f'DET=N with DET in {transfer.DETECTORS}')
-        iters[det] = int(n)
+    fixed_lrs = _pairs(args.lr, '--lr', set(transfer.suite_methods()), float)
+    iters = dict(bases.DEFAULT_PRETRAIN_ITERS, **_pairs(
+        args.pretrain_iters, '--pretrain-iters', set(transfer.DETECTORS),
+        int))
     root, work_root = osp.abspath(args.root), osp.abspath(args.work_dir)
     os.makedirs(work_root, exist_ok=True)
+    base_files = {}
+    for det in args.detectors:
+        shipped = bases.shipped_base(det)
+        if args.pretrain or not osp.exists(shipped):
+            base_files[det] = osp.join(work_root, 'bases',
+                                       osp.basename(shipped))
+        else:
+            base_files[det] = shipped
     start = time.time()
     try:
-        transfer.prepare_data(root, args.shots, args.seeds)
+        transfer.prepare_data(root, args.shifts, args.shots, args.seeds)
     except RuntimeError as err:
         raise SystemExit(f'error: {err}')
-    tasks = transfer.make_tasks(args.detectors, args.methods, args.shots,
-                                args.seeds, args.iters, iters, root,
-                                work_root)
-    bases = [t for t in tasks if transfer.is_pretrain(t)
-             and t.cached_result() is None]
+    tasks = transfer.make_tasks(
+        args.detectors, args.shifts, args.methods, args.shots, args.seeds,
+        args.lr_factors, fixed_lrs, args.iters, root, work_root, base_files,
+        iters)
+    todo = [t for t in tasks if t.cached_result() is None]
     log_file = osp.join(work_root, 'workers.log')
-    print(f'{len(bases)} base(s) to pretrain, '
-          f'{len(tasks) - len(args.detectors)} runs, {args.workers} '
-          f'workers; their log: {log_file}', flush=True)
-    results, failures = run_grid(tasks, args.workers, log_file)
-    rows = transfer.sort_rows([results[t.name] for t in tasks
-                               if t.name in results
-                               and not transfer.is_pretrain(t)])
+    for det, path in base_files.items():
+        print(f'{det} base: {osp.relpath(path)}', flush=True)
+    print(f'{sum(map(transfer.is_pretrain, todo))} base(s) to pretrain, '
+          f'{len(tasks)} tasks ({len(tasks) - len(todo)} finished), '
+          f'{args.workers} workers; their log: {log_file}', flush=True)
+    results, failures = run_grid(tasks, args.workers, log_file,
+                                 threads=transfer.RUN_THREADS)
+    rows = [results[t.name] for t in tasks
+            if t.name in results and not transfer.is_pretrain(t)]
     if rows:
-        print(transfer.write_report(
-            rows, args.shots, work_root,
-            transfer.pretrain_meta(root, args.detectors)))
+        meta = {transfer.DETECTOR_NAMES[det]: bases.base_info(path)
+                for det, path in base_files.items()}
+        print(transfer.write_report(rows, args.shots, work_root, meta))
     print(f'{len(rows)} runs, {len(failures)} failed, '
-          f'{(time.time() - start) / 60:.1f} min; tables and plot in '
+          f'{(time.time() - start) / 60:.1f} min; tables and plots in '
           f'{work_root}')
     for task, error in failures:
         print(f'  FAILED {task.name}: {error}')

@@ -1,9 +1,10 @@
 # Few-shot transfer on the synthetic corpus (projects/sdpt/datasets/synthetic/corpus.py):
-# SDPT on the tiny Grounding DINO pretrained on the source domain, tuned on k shots of the
-# shifted target domain (held-out colour-shape phrases, striped and smaller
-# shapes on a new background) and evaluated on the target val split.
-# `python tools/transfer_benchmark.py` pretrains the base (cached), writes the
-# few-shot splits and runs this config for every method and shot count.
+# SDPT on the tiny Grounding DINO pretrained on the source domain, tuned on k shots
+# of one of the corpus's target shifts (here: composition, the held-out
+# colour-shape phrases) and evaluated on that shift's dev (val) and test
+# splits. `python tools/transfer_benchmark.py` prepares the corpus and the
+# base and runs every shift, method, learning rate and seed; it sets the
+# shift's classes and paths the same way as below.
 _base_ = '../demo/sdpt_gdino_tiny_demo.py'
 
 corpus_root = 'data/synthetic/'
@@ -25,7 +26,7 @@ experiment = dict(task='synthetic transfer')
 base_weights = corpus_root + 'gdino_tiny_synthetic_base.pth'
 load_from = base_weights
 
-data_root = corpus_root + 'target/'
+data_root = corpus_root + 'shifts/composition/'
 metainfo = dict(
     classes=('red triangle', 'green cross', 'blue circle', 'yellow square'))
 img_scale = (64, 64)
@@ -49,13 +50,25 @@ train_dataloader = dict(
         # tools/make_few_shot.py's protocol names
         ann_file=f'annotations/instances_train_{shots}shot_seed{seed}.json',
         pipeline=train_pipeline))
+# val: the dev split (choosing learning rates); test: the test split.
 val_dataloader = dict(
     batch_size=8,
     dataset=dict(
-        data_root=data_root, metainfo=metainfo, pipeline=test_pipeline))
-test_dataloader = val_dataloader
-val_evaluator = dict(ann_file=data_root + 'annotations/instances_val.json')
-test_evaluator = val_evaluator
+        data_root=data_root,
+        metainfo=metainfo,
+        ann_file='annotations/instances_dev.json',
+        data_prefix=dict(img='dev/'),
+        pipeline=test_pipeline))
+test_dataloader = dict(
+    batch_size=8,
+    dataset=dict(
+        data_root=data_root,
+        metainfo=metainfo,
+        ann_file='annotations/instances_test.json',
+        data_prefix=dict(img='test/'),
+        pipeline=test_pipeline))
+val_evaluator = dict(ann_file=data_root + 'annotations/instances_dev.json')
+test_evaluator = dict(ann_file=data_root + 'annotations/instances_test.json')
 default_hooks = dict(
     logger=dict(interval=10),
     checkpoint=dict(interval=_base_.max_iters, max_keep_ckpts=1))

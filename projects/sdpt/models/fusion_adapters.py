@@ -109,6 +109,11 @@ class FusionAdapter:
         linear probing trains)."""
         raise NotImplementedError
 
+    def detection_head_patterns(self) -> List[str]:
+        """Regexes of the detection head's parameter names: what the public
+        SDPT training command tunes beside the prompts."""
+        raise NotImplementedError
+
     # Both detectors embed text with mmdet's ``BertModel`` and see images
     # through mmdet's ``SwinTransformer`` (in every released config).
     def text_input_embeddings(self, detector: nn.Module) -> nn.Embedding:
@@ -202,6 +207,11 @@ class GLIPFusionAdapter(FusionAdapter):
             r'^bbox_head\.head\.(log_scale|bias_lang|bias0)$'
         ]
 
+    def detection_head_patterns(self):
+        # The DyHead tower (its fusion layers included) and the prediction
+        # layers: everything of ``bbox_head``.
+        return [r'^bbox_head\.']
+
     def extend_text_mask(self, mask, batch_size, num_text, num_prompts,
                          device, visible):
         if mask is None:
@@ -255,6 +265,11 @@ class GroundingDINOFusionAdapter(FusionAdapter):
         # scale, and bias when configured) and box-regression branches of
         # every decoder layer and of the encoder's proposals.
         return [r'^bbox_head\.(cls_branches|reg_branches)\.']
+
+    def detection_head_patterns(self):
+        # The decoder (its query embeddings and reference points included)
+        # and the heads.
+        return [r'^decoder\.', r'^bbox_head\.', r'^query_embedding\.']
 
     def extend_text_mask(self, mask, batch_size, num_text, num_prompts,
                          device, visible):

@@ -1,4 +1,5 @@
-"""A synthetic grounding corpus with a source and a shifted target domain.
+"""A synthetic grounding corpus: a source domain to pretrain tiny bases on,
+and four target *shifts*, each needing a different kind of adaptation.
 
 No real weights or data can be downloaded on every machine this toolbox runs
 on (CI, air-gapped clusters), yet prompt tuning only means something on top of
@@ -6,31 +7,46 @@ a base that already grounds words in pixels. This corpus lets the project
 pretrain a tiny GLIP / Grounding DINO itself and then measure few-shot
 transfer.
 
-Categories are compositional phrases, ``"<colour> <shape>"`` (4 colours x 4
-shapes). Each image's caption is the category prompt, as in GLIP's
+Objects are coloured shapes named by ``"<colour> <shape>"`` phrases (4 colours
+x 4 shapes). Each image's caption is the category prompt, as in GLIP's
 detection-data pretraining (``"red circle. green square. ..."``).
 
 * **source** (pretraining): 12 of the 16 phrases, flat-filled shapes on a grey
   noise background, shape sizes 20-50 % of the image.
-* **target** (transfer): the 4 held-out phrases (each colour and each shape is
-  seen in pretraining, never the pair: new classes with known words), drawn
-  with a new appearance: striped fills on a textured gradient background, and
-  smaller shapes (15-40 %).
+* **shifts** (transfer): four k-shot tasks of 4 classes each, every one with
+  its own train pool (the k-shot splits are drawn from it), dev split (for
+  choosing hyper-parameters) and test split:
+
+  ============  =================================  ==========================
+  shift         what the base lacks                 the task
+  ============  =================================  ==========================
+  vocabulary    the *names*: seen objects under     4 source objects called
+                words it never read                 "crimson ring", ...
+  composition   the *pairs*: seen words, new        the 4 held-out phrases,
+                combinations                        source look
+  appearance    the *look*: seen phrases, new       4 source phrases, striped,
+                rendering                           smaller, new background
+  realignment   the *alignment*: seen words that    colour words swapped:
+                now mean something else             "red square" is blue
+  ============  =================================  ==========================
+
+  Where the base has names for the task's objects (vocabulary, re-alignment)
+  a shift records them as ``base_names``: evaluating the base with those
+  names is the text-side oracle, what re-aligning the text alone could reach.
 
 ``make_synthetic_corpus(root)`` writes, idempotently::
 
-    root/bert/                        tiny BERT whose vocabulary has every word
-    root/source/{train,val}/*.png     + annotations/instances_{train,val}.json
-    root/target/{train,val}/*.png     + annotations/instances_{train,val}.json
-
-The target ``train`` split is the pool few-shot splits are sampled from
-(``tools/make_few_shot.py``); its ``val`` split is the benchmark's test set.
+    root/bert/                           tiny BERT whose vocabulary has every
+                                         word of every phrase
+    root/source/{train,val}/*.png        + annotations/instances_<split>.json
+    root/shifts/<shift>/{train,dev,test}/*.png  + annotations/...
 """
 import os
 import os.path as osp
 import random
 import shutil
-from typing import Dict, Sequence, Tuple
+from dataclasses import dataclass
+from typing import Dict, Optional, Sequence, Tuple
 
 from ...utils.io import atomic_write_json
 from .demo_assets import make_tiny_bert
@@ -43,22 +59,80 @@ COLOURS = {
 }
 SHAPES = ('circle', 'square', 'triangle', 'cross')
 # One held-out pair per colour and per shape: every word is seen in
-# pretraining, no target phrase is.
-TARGET_CLASSES = ('red triangle', 'green cross', 'blue circle',
-                  'yellow square')
+# pretraining, no held-out phrase is.
+HELD_OUT_CLASSES = ('red triangle', 'green cross', 'blue circle',
+                    'yellow square')
 SOURCE_CLASSES = tuple(f'{c} {s}' for c in COLOURS for s in SHAPES
-                       if f'{c} {s}' not in TARGET_CLASSES)
+                       if f'{c} {s}' not in HELD_OUT_CLASSES)
 
-DOMAINS = {
-    'source': dict(classes=SOURCE_CLASSES, texture='flat',
-                   background='noise', size_range=(0.2, 0.5)),
-    'target': dict(classes=TARGET_CLASSES, texture='stripes',
-                   background='gradient', size_range=(0.15, 0.4)),
+SOURCE_LOOK = dict(texture='flat', background='noise', size_range=(0.2, 0.5))
+NEW_LOOK = dict(texture='stripes', background='gradient',
+                size_range=(0.15, 0.4))
+# One seen phrase per colour and per shape.
+SEEN_CLASSES = ('red circle', 'green square', 'blue triangle',
+                'yellow cross')
+
+
+@dataclass(frozen=True)
+class Shift:
+    """One transfer task of the corpus.
+
+    ``drawn[i]`` is the phrase whose colour and shape class ``i`` is drawn
+    with, ``classes[i]`` its name in the task; ``base_names`` the names the
+    base learnt for those objects, where it has any.
+    """
+    name: str
+    needs: str  # the kind of adaptation, for reports
+    drawn: Tuple[str, ...]
+    classes: Tuple[str, ...]
+    look: Dict
+    base_names: Optional[Tuple[str, ...]] = None
+
+
+SHIFTS = {
+    shift.name: shift
+    for shift in (
+        Shift('vocabulary', 'new names for seen objects', SEEN_CLASSES,
+              ('crimson ring', 'jade block', 'azure wedge', 'amber plus'),
+              SOURCE_LOOK, base_names=SEEN_CLASSES),
+        Shift('composition', 'new pairs of seen words', HELD_OUT_CLASSES,
+              HELD_OUT_CLASSES, SOURCE_LOOK),
+        Shift('appearance', 'a new look of seen phrases', SEEN_CLASSES,
+              SEEN_CLASSES, NEW_LOOK),
+        # red <-> blue and green <-> yellow: every name and every drawn
+        # object is a source phrase, only their pairing moves.
+        Shift('realignment', 'seen words with swapped meanings',
+              ('blue square', 'red square', 'yellow circle', 'green circle'),
+              ('red square', 'blue square', 'green circle', 'yellow circle'),
+              SOURCE_LOOK, base_names=('blue square', 'red square',
+                                       'yellow circle', 'green circle')),
+    )
 }
+SOURCE_SPLITS = ('train', 'val')
+SHIFT_SPLITS = ('train', 'dev', 'test')
 DEFAULT_COUNTS = {
-    'source': dict(train=1200, val=64),
-    'target': dict(train=120, val=64),
+    'source': dict(train=2000, val=64),
+    'shift': dict(train=120, dev=32, test=64),
 }
+
+
+BASE_NAMES_SUFFIX = '_base_names'
+
+
+def shift_dir(root: str, shift: str) -> str:
+    return osp.join(root, 'shifts', shift)
+
+
+def base_names_ann_file(ann_file: str) -> str:
+    """The same split with the base's names for its classes (the oracle)."""
+    stem, ext = osp.splitext(ann_file)
+    return stem + BASE_NAMES_SUFFIX + ext
+
+
+def corpus_words() -> Tuple[str, ...]:
+    return tuple(sorted({w for shift in SHIFTS.values()
+                         for c in SOURCE_CLASSES + shift.classes
+                         for w in c.split()}))
 
 
 def _background(rng, size: int, kind: str):
@@ -136,24 +210,24 @@ def render_image(rng: random.Random, size: int, classes: Sequence[str],
     return img, objects
 
 
-def make_domain_split(out_dir: str, domain: str, split: str, count: int,
-                      size: int, seed: int) -> str:
-    """Write one split of one domain in COCO format; returns the json path."""
+def write_split(out_dir: str, split: str, count: int, drawn: Sequence[str],
+                classes: Sequence[str], look: Dict, size: int,
+                seed_key: str, description: str) -> str:
+    """Write one split in COCO format; returns the annotation file.
+
+    Class ``i`` is named ``classes[i]`` and drawn as ``drawn[i]``.
+    """
     from PIL import Image
-    spec = DOMAINS[domain]
-    classes = spec['classes']
     ann_file = osp.join(out_dir, 'annotations', f'instances_{split}.json')
     if osp.exists(ann_file):
         return ann_file
-    # Different seeds per (domain, split) keep the splits disjoint draws.
-    rng = random.Random(f'{seed}-{domain}-{split}')
+    rng = random.Random(seed_key)
     os.makedirs(osp.join(out_dir, split), exist_ok=True)
     os.makedirs(osp.dirname(ann_file), exist_ok=True)
     images, annotations = [], []
     for img_id in range(1, count + 1):
-        img, objects = render_image(
-            rng, size, classes, spec['texture'], spec['background'],
-            spec['size_range'])
+        img, objects = render_image(rng, size, drawn, look['texture'],
+                                    look['background'], look['size_range'])
         name = f'{split}_{img_id:05d}.png'
         Image.fromarray(img).save(osp.join(out_dir, split, name))
         images.append(dict(id=img_id, file_name=name, width=size,
@@ -169,8 +243,7 @@ def make_domain_split(out_dir: str, domain: str, split: str, count: int,
     # marks a complete split. ``info``: pycocotools >= 2.0.9 reads it when
     # loading results.
     atomic_write_json(
-        dict(info=dict(description=f'synthetic corpus, {domain} domain, '
-                       f'{split}', version='1'),
+        dict(info=dict(description=description, version='2'),
              licenses=[], images=images, annotations=annotations,
              categories=categories), ann_file, indent=None)
     return ann_file
@@ -178,19 +251,44 @@ def make_domain_split(out_dir: str, domain: str, split: str, count: int,
 
 def make_synthetic_corpus(root: str = 'data/synthetic',
                           counts: Dict[str, Dict[str, int]] = None,
-                          size: int = 64, seed: int = 0) -> str:
-    """Write the tiny BERT and both domains under ``root`` (idempotent)."""
+                          size: int = 64, seed: int = 0,
+                          shifts: Sequence[str] = tuple(SHIFTS)) -> str:
+    """Write the tiny BERT, the source domain and the ``shifts`` under
+    ``root`` (idempotent: finished splits are kept)."""
     counts = counts or DEFAULT_COUNTS
-    words = sorted({w for c in SOURCE_CLASSES + TARGET_CLASSES
-                    for w in c.split()})
     bert_dir = osp.join(root, 'bert')
     if not osp.exists(osp.join(bert_dir, 'config.json')):
         tmp = bert_dir + '.tmp'
         shutil.rmtree(tmp, ignore_errors=True)
-        make_tiny_bert(tmp, extra_words=words)
+        make_tiny_bert(tmp, extra_words=corpus_words())
         os.replace(tmp, bert_dir)
-    for domain, splits in counts.items():
-        for split, count in splits.items():
-            make_domain_split(osp.join(root, domain), domain, split, count,
-                              size, seed)
+    # Different seeds per (domain, split) keep the splits disjoint draws.
+    for split in SOURCE_SPLITS:
+        write_split(osp.join(root, 'source'), split,
+                    counts['source'][split], SOURCE_CLASSES, SOURCE_CLASSES,
+                    SOURCE_LOOK, size, f'{seed}-source-{split}',
+                    f'synthetic corpus, source domain, {split}')
+    for name in shifts:
+        shift = SHIFTS[name]
+        for split in SHIFT_SPLITS:
+            ann_file = write_split(
+                shift_dir(root, name), split, counts['shift'][split],
+                shift.drawn, shift.classes, shift.look, size,
+                f'{seed}-{name}-{split}',
+                f'synthetic corpus, {name} shift, {split}')
+            if shift.base_names and split == 'test':
+                _write_renamed(ann_file, shift.base_names)
     return root
+
+
+def _write_renamed(ann_file: str, names: Sequence[str]) -> str:
+    """``ann_file`` with its categories renamed to ``names`` (in order)."""
+    import json
+    out = base_names_ann_file(ann_file)
+    if not osp.exists(out):
+        with open(ann_file) as f:
+            coco = json.load(f)
+        for category, name in zip(coco['categories'], names):
+            category['name'] = name
+        atomic_write_json(coco, out, indent=None)
+    return out
