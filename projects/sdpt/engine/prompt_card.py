@@ -29,6 +29,7 @@ existed still loads, with a warning that nothing can be checked.
 """
 import datetime
 import hashlib
+import json
 from collections import OrderedDict
 from typing import Dict, Optional
 
@@ -114,7 +115,7 @@ def build_card(model, *, fingerprint: str, base_weights=None, classes=None,
     method = getattr(model, METHOD_ATTR)
     signature = method.signature()
     counts = trainable_parameter_report(model)
-    return dict(
+    card = dict(
         card_version=CARD_VERSION,
         method=signature['method'],
         signature=signature,
@@ -124,25 +125,29 @@ def build_card(model, *, fingerprint: str, base_weights=None, classes=None,
         classes=list(classes) if classes else None,
         task=dict(task or {}),
         experiment=dict(experiment or {}),
-        metrics={k: _plain(v) for k, v in (metrics or {}).items()},
+        metrics=dict(metrics or {}),
         metrics_iter=metrics_iter,
         iter=iteration,
         trainable=counts['trainable'],
         total=counts['total'],
         trainable_percent=counts['percent'],
         toolbox_version=toolbox_version(),
-        mmdet_version=mmdet.__version__,
-        torch_version=torch.__version__,
+        mmdet_version=str(mmdet.__version__),
+        torch_version=str(torch.__version__),
         saved_at=datetime.datetime.now(datetime.timezone.utc).isoformat(
             timespec='seconds'))
+    # plain JSON types only: torch's safe loader refuses any other pickled
+    # class (config dicts, numpy scalars, torch's version string)
+    return json.loads(json.dumps(card, default=_plain))
 
 
 def _plain(value):
+    """A JSON-able form of a metric value (tensors, numpy scalars)."""
     if isinstance(value, torch.Tensor):
-        value = value.item() if value.numel() == 1 else value.tolist()
-    if hasattr(value, 'item') and not isinstance(value, (list, dict)):
-        value = value.item()
-    return value
+        return value.item() if value.numel() == 1 else value.tolist()
+    if hasattr(value, 'item'):
+        return value.item()
+    return str(value)
 
 
 def check_prompt_checkpoint(meta: dict, model, source: str) -> None:

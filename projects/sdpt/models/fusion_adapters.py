@@ -149,6 +149,15 @@ class FusionAdapter:
         return torch.cat([mask, mask.new_zeros(mask.shape[0], num_prompts)],
                          dim=1)
 
+    def mask_text_padding(self, detector: nn.Module) -> List:
+        """Make image queries ignore text padding in every fusion attention,
+        so an image's result does not depend on the captions of the other
+        images in its batch (padding exists only where captions of
+        different lengths share a batch: a prompt bank's mixed tasks).
+        Returns hook handles (``remove()`` undoes it). None needed by
+        default: the detector already masks padding."""
+        return []
+
     def extend_text_mask(self, mask: Optional[Tensor], batch_size: int,
                          num_text: int, num_prompts: int, device,
                          visible: bool) -> Optional[Tensor]:
@@ -256,8 +265,28 @@ class GroundingDINOFusionAdapter(FusionAdapter):
         # every decoder layer and of the encoder's proposals.
         return [r'^bbox_head\.(cls_branches|reg_branches)\.']
 
+    def mask_text_padding(self, detector):
+        # The bool text mask (True = padding) reaches the image queries
+        # through the additive branch as +1 on every entry (class
+        # docstring), so padding tokens get attention whenever a batch pads.
+        # An integer mask, 1 on tokens and 0 on padding, gives the tokens
+        # the same +1 and masks the padding: without padding (one caption
+        # per batch) nothing changes.
+        return [
+            layer.attention.register_forward_pre_hook(
+                _integer_text_mask, with_kwargs=True)
+            for layer in self.fusion_layers(detector)
+        ]
+
     def extend_text_mask(self, mask, batch_size, num_text, num_prompts,
                          device, visible):
+        if mask is not None and mask.dtype != torch.bool:
+            # the integer mask of ``mask_text_padding`` (1 = attend)
+            return torch.cat([
+                mask,
+                mask.new_full((mask.shape[0], num_prompts),
+                              1 if visible else 0)
+            ], dim=1)
         if visible:
             if mask is None:
                 return None
@@ -267,6 +296,19 @@ class GroundingDINOFusionAdapter(FusionAdapter):
                           device=device)
         return torch.cat(
             [ones, ones.new_zeros(batch_size, num_prompts)], dim=1)
+
+
+def _integer_text_mask(module, args, kwargs):
+    """Forward pre-hook of a Grounding DINO fusion attention: its bool text
+    mask (True = padding) as an integer one (1 = token, 0 = padding)."""
+    if 'attention_mask_l' in kwargs:
+        mask = kwargs['attention_mask_l']
+        if mask is not None and mask.dtype == torch.bool:
+            kwargs = dict(kwargs, attention_mask_l=(~mask).long())
+        return args, kwargs
+    if len(args) > 3 and args[3] is not None and args[3].dtype == torch.bool:
+        args = args[:3] + ((~args[3]).long(), ) + tuple(args[4:])
+    return args, kwargs
 
 
 def fusion_adapter_for(detector: nn.Module) -> FusionAdapter:

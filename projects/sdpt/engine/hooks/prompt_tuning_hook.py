@@ -157,7 +157,8 @@ class PromptTuningHook(Hook):
             experiment=runner.cfg.get('experiment'),
             metrics=metrics,
             metrics_iter=metrics_iter,
-            iteration=getattr(runner, 'iter', None))
+            # mmengine saves ``iter_{runner.iter + 1}`` before counting it
+            iteration=getattr(runner, 'iter', -1) + 1)
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         meta = (checkpoint.get('meta') or {}).get(META_KEY)
