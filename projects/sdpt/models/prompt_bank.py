@@ -26,11 +26,12 @@ The others change the detector's computation for the whole batch (LoRA,
 adapters, BitFit, linear probing, visual prompts in the backbone, DPT,
 MaPLe, the language prompt offset) and are refused with the reason.
 
-Grounding DINO lets image queries attend to text padding (mmdet quirk, see
-``GroundingDINOFusionAdapter``); captions of different lengths in one batch
-would then change each other's results. The bank masks that padding
-(``FusionAdapter.mask_text_padding``), which changes nothing where a batch
-has no padding, so each image's result is its result alone.
+mmdet's Grounding DINO lets the captions of a batch change each other's
+results: image queries attend to text padding, and the encoder's text layers
+give some heads of an image another image's attention mask. Neither matters
+when every image has the same caption; for mixed tasks the bank corrects
+both (``FusionAdapter.separate_captions``), so each image's result is its
+result alone.
 """
 import contextlib
 from dataclasses import dataclass
@@ -112,7 +113,7 @@ class PromptBank:
             fingerprint = base_fingerprint(model)
         self.fingerprint = fingerprint
         self.tasks: Dict[str, BankTask] = {}
-        self._padding_hooks = method.adapter.mask_text_padding(model)
+        self._caption_hooks = method.adapter.separate_captions(model)
 
     # ---- tasks -----------------------------------------------------------
     def add(self, name: str, checkpoint: Union[str, dict],
@@ -219,9 +220,9 @@ class PromptBank:
 
     def close(self) -> None:
         """Remove the bank's hooks from the detector."""
-        for handle in self._padding_hooks:
+        for handle in self._caption_hooks:
             handle.remove()
-        self._padding_hooks = []
+        self._caption_hooks = []
 
 
 def mixed_task_methods() -> List[str]:
