@@ -250,7 +250,12 @@ def complete_prompt_checkpoint(checkpoint: dict, model, base_weights,
 def read_checkpoint_meta(path: str) -> dict:
     """``{'signature', 'card', 'tensors', 'parameters'}`` of a checkpoint
     file (any mmengine checkpoint; the last two count its state dict)."""
-    checkpoint = _load_checkpoint(path, map_location='cpu')
+    import contextlib
+    import io
+
+    # mmengine prints "Loads checkpoint by ..." to stdout: keep it for data
+    with contextlib.redirect_stdout(io.StringIO()):
+        checkpoint = _load_checkpoint(path, map_location='cpu')
     state = state_dict_of(checkpoint)
     meta = checkpoint.get('meta') or {}
     return dict(
