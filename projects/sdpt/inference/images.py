@@ -100,13 +100,13 @@ def read_image(loader, path: str) -> dict:
         raise BadImage('cannot be read (permission denied)')
     try:
         results = loader(dict(img_path=path))
-    except (AssertionError, ValueError, TypeError) as err:  # mmcv: None
-        raise BadImage(f'not an image the loader can decode '
-                       f'({type(err).__name__}: {str(err)[:100]})') from None
+    except (AssertionError, ValueError, TypeError):  # mmcv: decoded to None
+        results = None
     except OSError as err:
         raise BadImage(f'cannot be read ({err.strerror or err})') from None
-    if results is None or results.get('img') is None:  # ignore_empty=True
-        raise BadImage('not an image the loader can decode')
+    if results is None or results.get('img') is None:
+        _check_complete(path)  # an image file that is cut short?
+        raise BadImage('not an image (the loader cannot decode it)')
     _check_complete(path)
     return results
 
