@@ -160,6 +160,9 @@ class FusionPromptMethod(PromptMethod):
                  fast_attention: bool = True):
         super().__init__()
         self.fast_attention = fast_attention
+        # keep the prompts' projections while no gradient is recorded (off
+        # only to measure what the cache saves)
+        self.cache_prompts = True
         self._cache = {}
         if num_tokens < 0:
             raise ValueError(f'num_tokens must be >= 0, got {num_tokens}')
@@ -214,7 +217,7 @@ class FusionPromptMethod(PromptMethod):
         """``compute()``, cached while no gradient is recorded; the key
         follows every parameter of the method and of ``modules`` (identity
         and in-place version), the dtype and autocast state."""
-        if torch.is_grad_enabled():
+        if torch.is_grad_enabled() or not self.cache_prompts:
             return compute()
         tensors = list(self.parameters())
         for module in modules:
