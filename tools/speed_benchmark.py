@@ -73,8 +73,8 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    if args.bank_tasks:
-        try:
+    try:
+        if args.bank_tasks:
             report = benchmark_bank(
                 args.config, options=args.options,
                 lang_model=args.lang_model, size=args.size,
@@ -82,30 +82,23 @@ def main(argv=None):
                 modes=args.bank_modes, warmup=args.warmup,
                 repeats=args.repeats, threads=args.threads,
                 device=args.device)
-        except ChildFailedError as err:
-            raise SystemExit(str(err)) from None
-        print_bank_report(report)
-        if args.json:
-            atomic_write_json(report, args.json, indent=2)
-            print(f'wrote {args.json}')
-        return 0
-    try:
-        report = benchmark(
-            args.config, compare=args.compare, options=args.options,
-            compare_options=args.compare_options,
-            lang_model=args.lang_model, size=args.size,
-            batch_sizes=args.batch_sizes,
-            train_batch_size=args.train_batch_size, phases=args.phases,
-            warmup=args.warmup, repeats=args.repeats, rounds=args.rounds,
-            threads=args.threads, device=args.device)
+        else:
+            report = benchmark(
+                args.config, compare=args.compare, options=args.options,
+                compare_options=args.compare_options,
+                lang_model=args.lang_model, size=args.size,
+                batch_sizes=args.batch_sizes,
+                train_batch_size=args.train_batch_size, phases=args.phases,
+                warmup=args.warmup, repeats=args.repeats,
+                rounds=args.rounds, threads=args.threads,
+                device=args.device)
     except ChildFailedError as err:
         raise SystemExit(str(err)) from None
-    print_report(report)
+    (print_bank_report if args.bank_tasks else print_report)(report)
     if args.json:
         atomic_write_json(report, args.json, indent=2)
         print(f'wrote {args.json}')
     return 0
-
 
 if __name__ == '__main__':
     sys.exit(main())

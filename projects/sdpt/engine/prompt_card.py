@@ -247,6 +247,24 @@ def complete_prompt_checkpoint(checkpoint: dict, model, base_weights,
     return merged
 
 
+def load_prompt_checkpoint(checkpoint, source: Optional[str] = None):
+    """``(checkpoint, signature meta)`` of a prompt checkpoint, given as a
+    path or as a loaded dict; :class:`PromptCheckpointMismatch` when it is
+    not one (no prompt-tuning metadata)."""
+    if isinstance(checkpoint, str):
+        source = source or checkpoint
+        checkpoint = _load_checkpoint(checkpoint, map_location='cpu')
+    meta = (checkpoint.get('meta') or {}).get(META_KEY)
+    if meta is None:
+        raise PromptCheckpointMismatch(
+            f'{source} is not a prompt checkpoint (no prompt-tuning '
+            f'metadata; a detector checkpoint?): give the checkpoint a '
+            f'prompt-tuning run saved (work_dirs/<config>/iter_*.pth); '
+            f'detector weights are base weights, or a full checkpoint '
+            f'(--checkpoint).')
+    return checkpoint, meta
+
+
 def read_checkpoint_meta(path: str) -> dict:
     """``{'signature', 'card', 'tensors', 'parameters'}`` of a checkpoint
     file (any mmengine checkpoint; the last two count its state dict)."""

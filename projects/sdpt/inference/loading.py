@@ -11,7 +11,8 @@ from mmengine.runner.checkpoint import _load_checkpoint
 
 from ..engine.prompt_card import (META_KEY, PromptCheckpointMismatch,
                                   base_fingerprint, card_of,
-                                  complete_prompt_checkpoint, state_dict_of)
+                                  complete_prompt_checkpoint,
+                                  load_prompt_checkpoint, state_dict_of)
 from ..models.prompt_tuned_detector import METHOD_ATTR
 
 
@@ -66,13 +67,7 @@ def load_weights(model, *, base_weights: Optional[str] = None,
         _require_file(path, what)
     card = None
     if prompt:
-        loaded = _load_checkpoint(prompt, map_location='cpu')
-        meta = (loaded.get('meta') or {}).get(META_KEY)
-        if meta is None:
-            raise PromptCheckpointMismatch(
-                f'{prompt} holds no prompt-tuning metadata (a detector '
-                f'checkpoint?): pass it as the full checkpoint '
-                f'(--checkpoint), or give the prompt checkpoint a run saved.')
+        loaded, meta = load_prompt_checkpoint(prompt)
         base = base_weights or meta.get('base_weights')
         _require_file(base, f'base weights (named by {prompt})'
                       if not base_weights else 'base weights')

@@ -123,24 +123,15 @@ class PromptBank:
         checkpoint dict) as task ``name``. ``classes`` default to its card's.
         Refused: another method signature, another base fingerprint
         (unless ``allow_base_mismatch``), no class names."""
-        from mmengine.runner.checkpoint import _load_checkpoint
-
-        from ..engine.prompt_card import (META_KEY, card_of,
-                                          check_base_fingerprint,
+        from ..engine.prompt_card import (card_of, check_base_fingerprint,
                                           check_prompt_checkpoint,
+                                          load_prompt_checkpoint,
                                           state_dict_of)
         if name in self.tasks:
             raise PromptBankError(f'The bank already has a task {name!r}.')
         source = checkpoint if isinstance(checkpoint, str) else \
             f'the checkpoint of task {name!r}'
-        if isinstance(checkpoint, str):
-            checkpoint = _load_checkpoint(checkpoint, map_location='cpu')
-        meta = (checkpoint.get('meta') or {}).get(META_KEY)
-        if meta is None:
-            raise PromptBankError(
-                f'{source} is not a prompt checkpoint (no prompt-tuning '
-                f'metadata): a bank task is the checkpoint a prompt-tuning '
-                f'run saved (work_dirs/<config>/iter_*.pth).')
+        checkpoint, meta = load_prompt_checkpoint(checkpoint, source)
         check_prompt_checkpoint(meta, self.model, source)
         card = card_of(checkpoint)
         check_base_fingerprint(card, self.fingerprint, source,
