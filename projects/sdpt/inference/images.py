@@ -120,7 +120,5 @@ def _check_complete(path: str) -> None:
     except UnidentifiedImageError:
         return  # a format only the loader reads: nothing more to check
     except (OSError, SyntaxError, ValueError) as err:
-        raise BadImage(
-            f'truncated or corrupt ({err}); the loader would fill the '
-            f'missing part with grey. Replace it with a complete copy.'
-        ) from None
+        raise BadImage(f'truncated or corrupt ({err}); replace it with a '
+                       f'complete copy') from None
