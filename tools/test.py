@@ -46,6 +46,11 @@ def parse_args():
         help='write the evaluation report (per-class AP table and chart, '
         'metrics and results JSON, drawn detections) to work-dir/report/test')
     parser.add_argument(
+        '--allow-base-mismatch',
+        action='store_true',
+        help='load a prompt checkpoint onto base weights whose fingerprint '
+        'differs from the one on its card (a warning instead of an error)')
+    parser.add_argument(
         '--cfg-options',
         nargs='+',
         action=DictAction,
@@ -71,6 +76,8 @@ def main():
 
     cfg = load_config(args.config, args.cfg_options)
     cfg.launcher = args.launcher
+    if args.allow_base_mismatch:
+        cfg.allow_base_mismatch = True
     setup_cpu_distributed(cfg, args.launcher)
     cfg.work_dir = args.work_dir or cfg.get('work_dir') or default_work_dir(
         args.config, cfg)

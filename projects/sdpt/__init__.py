@@ -11,8 +11,10 @@
 - ``datasets/``: ``ClassSubsetPrompt`` (mmdet TRANSFORMS), the annotation
   checker, few-shot splits, the benchmarks' dataset settings, synthetic data;
 - ``evaluation/``: evaluation reports and experiment statistics;
-- ``experiments/``: grids of runs, comparison and transfer tables, speed.
+- ``experiments/``: grids of runs, comparison and transfer tables, speed;
+- ``inference/``: detection on image files (``tools/infer.py``).
 """
+from .version import __version__  # noqa: F401
 from .datasets import *  # noqa: F401, F403
 from .engine import *  # noqa: F401, F403
 from .methods import *  # noqa: F401, F403

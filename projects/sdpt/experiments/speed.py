@@ -337,7 +337,11 @@ def child_main(argv=None):
     parser.add_argument('--child', required=True, help='JSON spec')
     spec = json.loads(parser.parse_args(argv).child)
     try:
-        result = run_child(spec)
+        if spec.get('bank_mode'):
+            from .bank_speed import run_bank_child
+            result = run_bank_child(spec)
+        else:
+            result = run_child(spec)
     except NothingTrainsError as err:
         raise SystemExit(str(err)) from None
     print(RESULT_PREFIX + json.dumps(result), flush=True)

@@ -13,7 +13,8 @@ adding any (linear probing, BitFit): they derive from
 :meth:`PromptMethod.trainable_patterns`, which ``PromptTunedDetector`` (and
 the checkpoint hook, through ``allowed_trainable_names``) consults.
 """
-from typing import Dict, List
+import contextlib
+from typing import Dict, List, Optional
 
 import torch.nn as nn
 
@@ -34,6 +35,37 @@ class PromptMethod(nn.Module):
         self._enabled = True
         self._hooks: List = []
         self.adapter = None
+        # Set by a prompt bank (models/prompt_bank.py) around a forward whose
+        # images belong to different tasks: a ``TaskBatch``.
+        self.task_batch = None
+        # Names the cache slots of the parameters in use (a bank's task).
+        self._cache_scope = None
+
+    def mixed_task_support(self) -> Optional[str]:
+        """None when a prompt bank may run images of different tasks in one
+        forward, each with its task's parameters (the method reads them
+        from :attr:`task_batch`); else why not, for the refusal message."""
+        return ('its parameters change the detector\'s computation for the '
+                'whole batch, not per image')
+
+    @contextlib.contextmanager
+    def parameters_of(self, scope, parameters: Dict):
+        """Within the block, the method's parameters are the tensors
+        ``parameters`` (names as in ``named_parameters()``) and caches are
+        kept under ``scope``: a swap of references, nothing is copied."""
+        saved, previous_scope = [], self._cache_scope
+        try:
+            for name, tensor in parameters.items():
+                owner_name, _, leaf = name.rpartition('.')
+                owner = self.get_submodule(owner_name)
+                saved.append((owner, leaf, owner._parameters[leaf]))
+                owner._parameters[leaf] = tensor
+            self._cache_scope = scope
+            yield
+        finally:
+            self._cache_scope = previous_scope
+            for owner, leaf, tensor in reversed(saved):
+                owner._parameters[leaf] = tensor
 
     @property
     def enabled(self) -> bool:

@@ -160,6 +160,9 @@ class FusionPromptMethod(PromptMethod):
                  fast_attention: bool = True):
         super().__init__()
         self.fast_attention = fast_attention
+        # keep the prompts' projections while no gradient is recorded (off
+        # only to measure what the cache saves)
+        self.cache_prompts = True
         self._cache = {}
         if num_tokens < 0:
             raise ValueError(f'num_tokens must be >= 0, got {num_tokens}')
@@ -214,7 +217,7 @@ class FusionPromptMethod(PromptMethod):
         """``compute()``, cached while no gradient is recorded; the key
         follows every parameter of the method and of ``modules`` (identity
         and in-place version), the dtype and autocast state."""
-        if torch.is_grad_enabled():
+        if torch.is_grad_enabled() or not self.cache_prompts:
             return compute()
         tensors = list(self.parameters())
         for module in modules:
@@ -223,11 +226,42 @@ class FusionPromptMethod(PromptMethod):
         key = (tuple((t.data_ptr(), t._version) for t in tensors),
                torch.is_autocast_enabled(device.type),
                torch.get_autocast_dtype(device.type))
-        entry = self._cache.get((layer.index, name))
+        slot = (self._cache_scope, layer.index, name)
+        entry = self._cache.get(slot)
         if entry is None or entry[0] != key:
             entry = (key, compute())
-            self._cache[(layer.index, name)] = entry
+            self._cache[slot] = entry
         return entry[1]
+
+    def forget_cache(self, scope=None) -> None:
+        """Drop the cached prompt projections of ``scope`` (a bank's task
+        that was removed)."""
+        for slot in [s for s in self._cache if s[0] == scope]:
+            del self._cache[slot]
+
+    # ---- mixed-task batches (models/prompt_bank.py) -----------------------
+    def mixed_task_support(self):
+        return None  # prompts enter as keys / values per image
+
+    def _per_image(self, compute, batch: int):
+        """``compute()`` (a tensor or a tuple of tensors / None) for each
+        image of the batch: once per task of :attr:`task_batch` with that
+        task's parameters (cached per task), then gathered per image, so each
+        result gains a leading batch dimension. Without a task batch the
+        method's own parameters serve every image (no batch dimension)."""
+        tasks = self.task_batch
+        if tasks is None:
+            return compute()
+        tasks.check_batch_size(batch)
+        values = []
+        for name in tasks.order:
+            with self.parameters_of(name, tasks.parameters[name]):
+                values.append(compute())
+        if isinstance(values[0], tuple):
+            return tuple(
+                None if parts[0] is None else torch.stack(parts)[tasks.index]
+                for parts in zip(*values))
+        return torch.stack(values)[tasks.index]
 
     def _prompt_tokens_cached(self, layer: FusionLayer):
         return self._cached(layer, 'tokens', [layer.attention],
@@ -273,9 +307,11 @@ class FusionPromptMethod(PromptMethod):
                 visible=visible)
             if mask_l is not None and not visible:
                 mask_l = mask_l[:, :num_text]
+            projections = self._per_image(
+                lambda: self._prompt_projections(layer, vision.dtype,
+                                                 visible), batch)
             return prompted_bi_attention(
-                attention, vision, lang, mask_v, mask_l,
-                self._prompt_projections(layer, vision.dtype, visible),
+                attention, vision, lang, mask_v, mask_l, projections,
                 prompts_visible_to_image=visible)
 
         return forward
@@ -287,9 +323,11 @@ class FusionPromptMethod(PromptMethod):
                 return None
             vision, lang, mask_v, mask_l = _split_attention_call(args, kwargs)
             batch, num_text = lang.shape[:2]
-            image_tokens, text_tokens = self._prompt_tokens_cached(layer)
-            k = image_tokens.shape[0]
-            # One set of tokens for every image: broadcast over the batch.
+            image_tokens, text_tokens = self._per_image(
+                lambda: self._prompt_tokens_cached(layer), batch)
+            k = image_tokens.shape[-2]
+            # One set of tokens for every image (broadcast over the batch),
+            # or each image its task's (a prompt bank).
             vision = torch.cat(
                 [vision, image_tokens.to(vision.dtype).expand(batch, -1, -1)],
                 dim=1)

@@ -180,9 +180,27 @@ class TextContextPrompt(PromptMethod):
             row_class = self._run_classes(run_index, is_context)
         else:
             row_class = torch.zeros_like(run_index)
-        context = self.context.to(output.dtype)[
-            row_class.clamp(min=0), index_in_run.clamp(0, self.num_context - 1)]
+        row_class = row_class.clamp(min=0)
+        index_in_run = index_in_run.clamp(0, self.num_context - 1)
+        tasks = self.task_batch
+        if tasks is None:
+            context = self.context.to(output.dtype)[row_class, index_in_run]
+        else:
+            # a prompt bank: each caption (one per image) its task's context
+            tasks.check_batch_size(input_ids.shape[0])
+            contexts = torch.stack([
+                tasks.parameters[name]['context'] for name in tasks.order
+            ]).to(output.dtype)
+            row_task = tasks.index[:, None].expand_as(row_class)
+            context = contexts[row_task, row_class, index_in_run]
         return torch.where(is_context.unsqueeze(-1), context, output)
+
+    def mixed_task_support(self):
+        if self.class_specific:
+            return ('class_specific=True ties each context to a class of '
+                    'one class list; shared context (class_specific=False) '
+                    'runs mixed-task batches')
+        return None  # one context per caption, and a caption per image
 
     def _run_classes(self, run_index: Tensor, is_context: Tensor) -> Tensor:
         """(B, L) class index of the context run each position is in."""

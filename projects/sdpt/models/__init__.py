@@ -1,6 +1,8 @@
-"""The shared wrapper (``PromptTunedDetector``) and the per-detector adapters."""
+"""The shared wrapper (``PromptTunedDetector``), the per-detector adapters and
+the prompt bank (many tasks on one detector)."""
 from .fusion_adapters import (FusionAdapter, FusionLayer, GLIPFusionAdapter,
                               GroundingDINOFusionAdapter, fusion_adapter_for)
+from .prompt_bank import PromptBank, PromptBankError, TaskBatch
 from .prompt_tuned_detector import (MissingLanguageModelError,
                                     PromptTunedDetector,
                                     trainable_parameter_report)
@@ -9,5 +11,6 @@ __all__ = [
     'FusionAdapter', 'FusionLayer', 'GLIPFusionAdapter',
     'GroundingDINOFusionAdapter', 'fusion_adapter_for',
     'MissingLanguageModelError', 'PromptTunedDetector',
-    'trainable_parameter_report'
+    'trainable_parameter_report', 'PromptBank', 'PromptBankError',
+    'TaskBatch'
 ]

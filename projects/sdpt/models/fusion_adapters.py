@@ -154,6 +154,13 @@ class FusionAdapter:
         return torch.cat([mask, mask.new_zeros(mask.shape[0], num_prompts)],
                          dim=1)
 
+    def separate_captions(self, detector: nn.Module) -> List:
+        """Make each image's result independent of the captions of the
+        other images in its batch (they differ only in a prompt bank's
+        mixed-task batches). Returns hook handles (``remove()`` undoes it).
+        Nothing by default: the detector already keeps them apart."""
+        return []
+
     def extend_text_mask(self, mask: Optional[Tensor], batch_size: int,
                          num_text: int, num_prompts: int, device,
                          visible: bool) -> Optional[Tensor]:
@@ -271,8 +278,40 @@ class GroundingDINOFusionAdapter(FusionAdapter):
         # and the heads.
         return [r'^decoder\.', r'^bbox_head\.', r'^query_embedding\.']
 
+    def separate_captions(self, detector):
+        # Two places where mmdet's Grounding DINO mixes the captions of a
+        # batch; both are no-ops when every image has the same caption.
+        # 1. The bool text mask (True = padding) reaches the image queries
+        #    of the fusion attention through the additive branch as +1 on
+        #    every entry (class docstring): padding gets attention whenever
+        #    captions of different lengths share a batch. An integer mask,
+        #    1 on tokens and 0 on padding, gives the tokens the same +1 and
+        #    masks the padding.
+        # 2. The encoder's text layers get the per-caption attention masks
+        #    as ``masks.repeat(heads, 1, 1)``, ordered (head, image), where
+        #    ``nn.MultiheadAttention`` reads (image, head): heads of one
+        #    image use other images' masks. Reordered here.
+        handles = [
+            layer.attention.register_forward_pre_hook(
+                _integer_text_mask, with_kwargs=True)
+            for layer in self.fusion_layers(detector)
+        ]
+        handles += [
+            text_layer.register_forward_pre_hook(
+                _mask_per_image_then_head, with_kwargs=True)
+            for text_layer in getattr(detector.encoder, 'text_layers', [])
+        ]
+        return handles
+
     def extend_text_mask(self, mask, batch_size, num_text, num_prompts,
                          device, visible):
+        if mask is not None and mask.dtype != torch.bool:
+            # the integer mask of ``separate_captions`` (1 = attend)
+            return torch.cat([
+                mask,
+                mask.new_full((mask.shape[0], num_prompts),
+                              1 if visible else 0)
+            ], dim=1)
         if visible:
             if mask is None:
                 return None
@@ -282,6 +321,33 @@ class GroundingDINOFusionAdapter(FusionAdapter):
                           device=device)
         return torch.cat(
             [ones, ones.new_zeros(batch_size, num_prompts)], dim=1)
+
+
+def _integer_text_mask(module, args, kwargs):
+    """Forward pre-hook of a Grounding DINO fusion attention: its bool text
+    mask (True = padding) as an integer one (1 = token, 0 = padding)."""
+    if 'attention_mask_l' in kwargs:
+        mask = kwargs['attention_mask_l']
+        if mask is not None and mask.dtype == torch.bool:
+            kwargs = dict(kwargs, attention_mask_l=(~mask).long())
+        return args, kwargs
+    if len(args) > 3 and args[3] is not None and args[3].dtype == torch.bool:
+        args = args[:3] + ((~args[3]).long(), ) + tuple(args[4:])
+    return args, kwargs
+
+
+def _mask_per_image_then_head(module, args, kwargs):
+    """Forward pre-hook of a Grounding DINO encoder text layer: its
+    ``attn_mask`` built as ``masks.repeat(heads, 1, 1)`` (head-major)
+    reordered to the image-major layout ``nn.MultiheadAttention`` reads."""
+    mask, query = kwargs.get('attn_mask'), kwargs.get('query')
+    if mask is None or query is None:
+        return args, kwargs
+    batch = query.shape[0]
+    heads = mask.shape[0] // batch
+    mask = mask.view(heads, batch, *mask.shape[1:]).transpose(0, 1)
+    return args, dict(kwargs, attn_mask=mask.reshape(batch * heads,
+                                                     *mask.shape[2:]))
 
 
 def fusion_adapter_for(detector: nn.Module) -> FusionAdapter:

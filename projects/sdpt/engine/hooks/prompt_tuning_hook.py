@@ -3,66 +3,39 @@
 * ``before_train``: checks that exactly the allowed parameters train (the
   method's, plus ``extra_trainable``), logs the trainable count and % of the
   whole model, and stops the run otherwise.
+  It also hashes the frozen base weights once (the card's fingerprint).
+* ``after_val_epoch``: remembers the last validation metrics for the card.
 * ``before_save_checkpoint``: keeps only the trainable parameters (a prompt
-  checkpoint) and records what they belong to in ``meta['prompt_tuning']``.
+  checkpoint), records what they belong to in ``meta['prompt_tuning']`` and
+  writes the prompt card in ``meta['prompt_card']`` (``engine/prompt_card.py``).
 * ``after_load_checkpoint``: refuses a prompt checkpoint made for another
-  model (detector, method, K, layers), and a detector checkpoint anywhere but
-  as the base weights of a new run; completes a prompt checkpoint with the
-  base detector's weights, so ``--resume`` and ``tools/test.py`` load a whole
-  model.
+  model (detector, method, K, layers) or other base weights (the card's
+  fingerprint; ``allow_base_mismatch=True`` loads it anyway), and a detector
+  checkpoint anywhere but as the base weights of a new run; completes a
+  prompt checkpoint with the base detector's weights, so ``--resume`` and
+  ``tools/test.py`` load a whole model.
 """
 from typing import Optional
 
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.runner import BaseLoop
-from mmengine.runner.checkpoint import _load_checkpoint
 from mmdet.registry import HOOKS
 
 from ...models.prompt_tuned_detector import (METHOD_ATTR, allowed_trainable_names,
                                     format_report, trainable_parameter_report)
-
-META_KEY = 'prompt_tuning'
-# Metadata next to the method's signature in a prompt checkpoint.
-RECORD_ONLY = ('full_model', 'base_weights')
-
-
-class PromptCheckpointMismatch(ValueError):
-    pass
+# The checkpoint format lives with the card; these names are re-exported
+# here, where callers have always imported them from.
+from ..prompt_card import (CARD_KEY, META_KEY, OVERRIDE, RECORD_ONLY,  # noqa: F401
+                           BaseWeightsMismatch, PromptCheckpointMismatch,
+                           base_fingerprint, build_card,
+                           check_prompt_checkpoint,
+                           complete_prompt_checkpoint)
+from ..prompt_card import state_dict_of as _state_dict_of
 
 
 def _unwrap(model):
     return model.module if is_model_wrapper(model) else model
-
-
-def _state_dict_of(checkpoint):
-    for key in ('state_dict', 'model'):
-        if isinstance(checkpoint, dict) and key in checkpoint:
-            return checkpoint[key]
-    return checkpoint
-
-
-def check_prompt_checkpoint(meta: dict, model, source: str) -> None:
-    """Raise :class:`PromptCheckpointMismatch` naming every difference."""
-    method = getattr(model, METHOD_ATTR, None)
-    if method is None:
-        raise PromptCheckpointMismatch(
-            f'{source} is a prompt checkpoint ({meta.get("method")}) but the '
-            f'model has no prompt-tuning method: use a config with '
-            f"model.type='PromptTunedDetector'.")
-    ours = method.signature()
-    loose = set(RECORD_ONLY) | set(method.LOOSE_SIGNATURE_FIELDS)
-    # 'method' and 'detector' first: they explain every other difference.
-    keys = ['method', 'detector'] + sorted((set(meta) | set(ours)) - loose -
-                                           {'method', 'detector'})
-    diffs = [
-        f'{k}: {meta.get(k)!r} in the checkpoint vs {ours.get(k)!r} in the '
-        f'config' for k in keys if meta.get(k) != ours.get(k)
-    ]
-    if diffs:
-        raise PromptCheckpointMismatch(
-            f'Prompt checkpoint {source} does not match this model: ' +
-            '; '.join(diffs) + '. Use the config it was trained with.')
 
 
 @HOOKS.register_module()
@@ -75,14 +48,27 @@ class PromptTuningHook(Hook):
         base_weights (str, optional): detector weights that complete a prompt
             checkpoint on load. Defaults to the config's ``base_weights``,
             else the one recorded in the checkpoint.
+        allow_base_mismatch (bool, optional): load a prompt checkpoint onto
+            base weights whose fingerprint differs from its card's (with a
+            warning). Defaults to the config's ``allow_base_mismatch``
+            (False).
     """
     priority = 'VERY_HIGH'
 
     def __init__(self,
                  save_full_model: bool = False,
-                 base_weights: Optional[str] = None):
+                 base_weights: Optional[str] = None,
+                 allow_base_mismatch: Optional[bool] = None):
         self.save_full_model = save_full_model
         self.base_weights = base_weights
+        self.allow_base_mismatch = allow_base_mismatch
+        self._fingerprint = None  # of the frozen base, hashed once per run
+        self._metrics = None  # (iteration, the last validation metrics)
+
+    def _allow_base_mismatch(self, runner) -> bool:
+        if self.allow_base_mismatch is not None:
+            return self.allow_base_mismatch
+        return bool(runner.cfg.get(OVERRIDE, False))
 
     def _base_weights(self, runner, meta=None) -> Optional[str]:
         return (self.base_weights or runner.cfg.get('base_weights')
@@ -133,6 +119,13 @@ class PromptTuningHook(Hook):
                 'model.extra_trainable is empty.')
         runner.logger.info(
             f'Prompt tuning: {format_report(trainable_parameter_report(model))}')
+        # The base weights are loaded and nothing has trained yet: hash
+        # them once for the cards of this run's checkpoints.
+        self._fingerprint = base_fingerprint(model)
+
+    def after_val_epoch(self, runner, metrics=None) -> None:
+        if metrics:
+            self._metrics = (runner.iter, dict(metrics))
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         model = _unwrap(runner.model)
@@ -145,11 +138,27 @@ class PromptTuningHook(Hook):
                 k: v
                 for k, v in checkpoint['state_dict'].items() if k in trainable
             }
-        checkpoint.setdefault('meta', {})[META_KEY] = dict(
+        base_weights = self._base_weights(runner) or runner.cfg.get(
+            'load_from')
+        meta = checkpoint.setdefault('meta', {})
+        meta[META_KEY] = dict(
             method.signature(),
             full_model=self.save_full_model,
-            base_weights=self._base_weights(runner) or runner.cfg.get(
-                'load_from'))
+            base_weights=base_weights)
+        if self._fingerprint is None:  # saved without training (tools)
+            self._fingerprint = base_fingerprint(model)
+        metrics_iter, metrics = self._metrics or (None, None)
+        meta[CARD_KEY] = build_card(
+            model,
+            fingerprint=self._fingerprint,
+            base_weights=base_weights,
+            classes=_train_classes(runner),
+            task=_task(runner.cfg),
+            experiment=runner.cfg.get('experiment'),
+            metrics=metrics,
+            metrics_iter=metrics_iter,
+            # mmengine saves ``iter_{runner.iter + 1}`` before counting it
+            iteration=getattr(runner, 'iter', -1) + 1)
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         meta = (checkpoint.get('meta') or {}).get(META_KEY)
@@ -158,27 +167,40 @@ class PromptTuningHook(Hook):
         if meta is None:
             self._check_detector_checkpoint(runner, checkpoint, source)
             return  # the base weights: nothing to add
-        check_prompt_checkpoint(meta, model, source)
         if meta.get('full_model'):
+            check_prompt_checkpoint(meta, model, source)
             return
         base = self._base_weights(runner, meta)
-        if base is None:
-            raise FileNotFoundError(
-                f'{source} holds only prompt parameters; the base detector '
-                f"weights are unknown. Set base_weights='<detector .pth>' in "
-                f'the config (or --cfg-options base_weights=...).')
-        runner.logger.info(f'Completing prompt checkpoint with base '
-                           f'weights {base}')
-        base_checkpoint = _load_checkpoint(base, map_location='cpu')
-        if (base_checkpoint.get('meta') or {}).get(META_KEY):
-            raise PromptCheckpointMismatch(
-                f'base_weights {base} is itself a prompt checkpoint; point '
-                f'base_weights at the detector weights.')
-        base_state = _state_dict_of(base_checkpoint)
-        merged = {
-            k: v
-            for k, v in base_state.items()
-            if not k.startswith(METHOD_ATTR + '.')
-        }
-        merged.update(checkpoint['state_dict'])
-        checkpoint['state_dict'] = merged
+        if base is not None:
+            runner.logger.info(f'Completing prompt checkpoint with base '
+                               f'weights {base}')
+        checkpoint['state_dict'] = complete_prompt_checkpoint(
+            checkpoint, model, base, source,
+            allow_base_mismatch=self._allow_base_mismatch(runner))
+
+
+def _train_classes(runner):
+    """Class names of the training set, in label order (None if unknown)."""
+    try:
+        classes = runner.train_dataloader.dataset.metainfo.get('classes')
+    except Exception:  # noqa: BLE001  (no loader: a test or a tool)
+        classes = None
+    if not classes:
+        dataset = (runner.cfg.get('train_dataloader') or {}).get(
+            'dataset') or {}
+        classes = (dataset.get('metainfo') or {}).get('classes')
+    return list(classes) if classes else None
+
+
+def _task(cfg) -> dict:
+    """The run's task: the benchmark setting (dataset, shots, seed) when the
+    config has one, else the seed."""
+    setting = dict(cfg.get('setting') or {})
+    task = {k: setting.get(k)
+            for k in ('benchmark', 'dataset', 'shots', 'seed', 'name')}
+    if task.get('seed') is None:
+        task['seed'] = (cfg.get('randomness') or {}).get('seed')
+    for key in ('shots', 'seed'):  # top-level keys of benchmark configs
+        if task.get(key) is None and cfg.get(key) is not None:
+            task[key] = cfg.get(key)
+    return {k: v for k, v in task.items() if v is not None}
