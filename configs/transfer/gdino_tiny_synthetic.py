@@ -22,8 +22,9 @@ model = dict(
         bbox_head=dict(num_classes=16)))
 experiment = dict(task='synthetic transfer')
 
-# The pretrained tiny base: tools/transfer_benchmark.py writes it once.
-base_weights = corpus_root + 'gdino_tiny_synthetic_base.pth'
+# The pretrained tiny base shipped with the project (experiments/bases.py;
+# `tools/transfer_benchmark.py --pretrain` trains it again).
+base_weights = 'checkpoints/synthetic/gdino_tiny_synthetic_base.pth'
 load_from = base_weights
 
 data_root = corpus_root + 'shifts/composition/'

@@ -21,8 +21,9 @@ model = dict(
         test_cfg=dict(score_thr=0.0)))
 experiment = dict(task='synthetic transfer')
 
-# The pretrained tiny base: tools/transfer_benchmark.py writes it once.
-base_weights = corpus_root + 'glip_tiny_synthetic_base.pth'
+# The pretrained tiny base shipped with the project (experiments/bases.py;
+# `tools/transfer_benchmark.py --pretrain` trains it again).
+base_weights = 'checkpoints/synthetic/glip_tiny_synthetic_base.pth'
 load_from = base_weights
 
 data_root = corpus_root + 'shifts/composition/'

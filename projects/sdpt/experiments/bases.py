@@ -18,7 +18,7 @@ import hashlib
 import io
 import os.path as osp
 import time
-from typing import Dict, List
+from typing import Dict
 
 from ..evaluation.statistics import pick_metrics
 from ..utils.cli import REPO_ROOT
