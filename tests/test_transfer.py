@@ -1,12 +1,22 @@
-"""The synthetic grounding corpus and tools/transfer_benchmark.py: the domains
-are what the benchmark claims (held-out phrases of seen words, a new
-appearance), methods move onto the transfer configs exactly, and the tool
-pretrains, caches the base, tunes, evaluates, reports and skips done runs."""
+"""The transfer suite: each shift of the synthetic corpus is what it claims at
+the pixel and annotation level, the configs point at the right splits and
+carry every method and ablation exactly, learning-rate selection and the
+task graph follow the protocol, pretraining is byte-for-byte deterministic,
+and tools/transfer_benchmark.py pretrains, tunes, diagnoses, reports and
+skips finished runs."""
+import copy
 import csv
+import filecmp
+import functools
+import hashlib
+import inspect
 import json
+import os
 import os.path as osp
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,76 +24,350 @@ from PIL import Image
 
 from conftest import REPO_ROOT
 
-COUNTS = {'source': dict(train=6, val=4), 'target': dict(train=12, val=4)}
+SIZE = 64
+COUNTS = {'source': dict(train=6, val=4),
+          'shift': dict(train=12, dev=6, test=6)}
 
 
 @pytest.fixture(scope='module')
 def corpus(tmp_path_factory):
     from projects.sdpt.datasets.synthetic.corpus import make_synthetic_corpus
     root = tmp_path_factory.mktemp('synthetic')
-    make_synthetic_corpus(str(root), counts=COUNTS, size=64, seed=0)
+    make_synthetic_corpus(str(root), counts=COUNTS, size=SIZE, seed=0)
     return root
 
 
-def _coco(root, domain, split):
-    with open(root / domain / 'annotations' / f'instances_{split}.json') as f:
+def _coco(folder, split, suffix=''):
+    with open(folder / 'annotations' / f'instances_{split}{suffix}.json') as f:
         return json.load(f)
 
 
-def test_target_phrases_are_new_but_their_words_are_not():
-    from projects.sdpt.datasets.synthetic.corpus import (SOURCE_CLASSES,
-                                                TARGET_CLASSES)
-    assert not set(SOURCE_CLASSES) & set(TARGET_CLASSES)
-    assert len(SOURCE_CLASSES) == 12 and len(TARGET_CLASSES) == 4
+def _objects(folder, split):
+    """(image array, [(drawn-class index, x, y, w)]) of every image."""
+    coco = _coco(folder, split)
+    by_image = {i['id']: [] for i in coco['images']}
+    for a in coco['annotations']:
+        x, y, w, h = a['bbox']
+        assert w == h
+        by_image[a['image_id']].append((a['category_id'] - 1, x, y, w))
+    for image in coco['images']:
+        img = np.asarray(Image.open(folder / split / image['file_name'])
+                         .convert('RGB'))
+        yield img, by_image[image['id']]
+
+
+def _centre(img, x, y, w):
+    """The 3x3 pixels at a shape's centre (inside every shape drawn)."""
+    cx, cy = x + w // 2, y + w // 2
+    return img[cy - 1:cy + 2, cx - 1:cx + 2].reshape(-1, 3)
+
+
+def _background(img, objects):
+    """Pixels outside every object's box (PIL fills both box ends)."""
+    keep = np.ones(img.shape[:2], bool)
+    for _, x, y, w in objects:
+        keep[y:y + w + 1, x:x + w + 1] = False
+    return img[keep]
+
+
+# ---- the corpus -------------------------------------------------------------
+def test_every_domain_draws_its_drawn_phrases_and_names_them_its_classes(
+        corpus):
+    """Every object's centre has the colour of the phrase it is drawn as
+    (flat, or the colour and its 45 % shade in stripes), whatever its
+    class is called; boxes are squares inside the image."""
+    from projects.sdpt.datasets.synthetic.corpus import (COLOURS, SHIFTS,
+                                                         SHIFT_SPLITS,
+                                                         SOURCE_CLASSES,
+                                                         SOURCE_SPLITS,
+                                                         shift_dir)
+    domains = [('source', corpus / 'source', SOURCE_SPLITS, SOURCE_CLASSES,
+                SOURCE_CLASSES, 'flat')]
+    domains += [(name, Path(shift_dir(str(corpus), name)), SHIFT_SPLITS,
+                 shift.classes, shift.drawn, shift.look['texture'])
+                for name, shift in SHIFTS.items()]
+    for name, folder, splits, classes, drawn, texture in domains:
+        for split in splits:
+            coco = _coco(folder, split)
+            assert [c['name'] for c in coco['categories']] == list(classes)
+            assert [c['id'] for c in coco['categories']] == list(
+                range(1, len(classes) + 1))
+            seen = set()
+            for img, objects in _objects(folder, split):
+                assert objects  # 1-3 objects per image
+                for label, x, y, w in objects:
+                    assert x >= 0 and y >= 0 and x + w < SIZE and \
+                        y + w < SIZE
+                    colour = np.array(COLOURS[drawn[label].split()[0]])
+                    exact = (_centre(img, x, y, w) == colour).all(axis=1)
+                    if texture == 'flat':
+                        assert exact.all(), (name, split, label)
+                    else:
+                        shade = (colour * 0.45).astype(np.uint8)
+                        dark = (_centre(img, x, y, w) == shade).all(axis=1)
+                        assert exact.any() and dark.any() and \
+                            (exact | dark).all(), (name, split, label)
+                    seen.add(label)
+            if name != 'source' and split == 'train':
+                assert seen == {0, 1, 2, 3}  # every class can be k-shot
+
+
+def test_vocabulary_shift_names_source_objects_with_unseen_words():
+    from projects.sdpt.datasets.synthetic.corpus import SHIFTS, SOURCE_CLASSES
+    shift = SHIFTS['vocabulary']
     source_words = {w for c in SOURCE_CLASSES for w in c.split()}
-    for phrase in TARGET_CLASSES:
-        assert set(phrase.split()) <= source_words
-    # The pretraining config's class list is the corpus's.
-    from mmengine.config import Config
-    for det in ('glip', 'gdino'):
-        cfg = Config.fromfile(osp.join(
-            REPO_ROOT, f'configs/transfer/pretrain_{det}_tiny_synthetic.py'))
-        assert tuple(cfg.metainfo['classes']) == SOURCE_CLASSES
-        cfg = Config.fromfile(
-            osp.join(REPO_ROOT, f'configs/transfer/{det}_tiny_synthetic.py'))
-        assert tuple(cfg.metainfo['classes']) == TARGET_CLASSES
+    assert set(shift.drawn) <= set(SOURCE_CLASSES)
+    for phrase in shift.classes:
+        assert not set(phrase.split()) & source_words, phrase
+    # the oracle's names are the base's names of the drawn objects
+    assert shift.base_names == shift.drawn
 
 
-def test_boxes_are_exact_and_appearance_shifts(corpus):
-    from projects.sdpt.datasets.synthetic.corpus import COLOURS
-    for domain in ('source', 'target'):
-        coco = _coco(corpus, domain, 'train')
-        names = {c['id']: c['name'] for c in coco['categories']}
-        files = {i['id']: i['file_name'] for i in coco['images']}
-        assert {a['image_id'] for a in coco['annotations']} == set(files)
-        for ann in coco['annotations']:
-            x, y, w, h = ann['bbox']
-            assert w == h and x >= 0 and y >= 0 and x + w < 64 and y + h < 64
-            colour_name, shape = names[ann['category_id']].split()
-            if shape not in ('circle', 'square'):
-                continue
-            img = np.asarray(
-                Image.open(corpus / domain / 'train' /
-                           files[ann['image_id']]).convert('RGB'))
-            patch = img[y + h // 2 - 1:y + h // 2 + 2,
-                        x + w // 2 - 1:x + w // 2 + 2].reshape(-1, 3)
-            colour = np.array(COLOURS[colour_name])
-            exact = (patch == colour).all(axis=1)
-            if domain == 'source':  # flat fill
-                assert exact.all()
-            else:  # stripes: the colour and its darker shade alternate
-                assert exact.any() and not exact.all()
+def test_composition_shift_holds_out_phrases_but_no_words():
+    from projects.sdpt.datasets.synthetic.corpus import (SHIFTS,
+                                                         SOURCE_CLASSES)
+    shift = SHIFTS['composition']
+    source_words = {w for c in SOURCE_CLASSES for w in c.split()}
+    assert shift.classes == shift.drawn and len(shift.classes) == 4
+    assert not set(shift.classes) & set(SOURCE_CLASSES)
+    for phrase in shift.classes:
+        assert set(phrase.split()) <= source_words, phrase
+    assert shift.base_names is None  # the base has no names for them
+
+
+def test_realignment_shift_pairs_source_phrases_differently():
+    from projects.sdpt.datasets.synthetic.corpus import SHIFTS, SOURCE_CLASSES
+    shift = SHIFTS['realignment']
+    assert set(shift.classes) <= set(SOURCE_CLASSES)
+    assert set(shift.drawn) <= set(SOURCE_CLASSES)
+    for name, drawn in zip(shift.classes, shift.drawn):
+        assert name != drawn
+        # only the colour word moves; the shape word keeps its meaning
+        assert name.split()[1] == drawn.split()[1]
+    assert shift.base_names == shift.drawn
+
+
+def test_realignment_pixels_follow_the_drawn_colour_not_the_name(corpus):
+    from projects.sdpt.datasets.synthetic.corpus import (COLOURS, SHIFTS,
+                                                         shift_dir)
+    shift = SHIFTS['realignment']
+    folder = Path(shift_dir(str(corpus), 'realignment'))
+    checked = 0
+    for img, objects in _objects(folder, 'test'):
+        for label, x, y, w in objects:
+            centre = _centre(img, x, y, w)
+            drawn = COLOURS[shift.drawn[label].split()[0]]
+            named = COLOURS[shift.classes[label].split()[0]]
+            assert (centre == drawn).all() and not (centre == named).all(
+                axis=1).any()
+            checked += 1
+    assert checked
+
+
+def test_appearance_shift_keeps_phrases_and_changes_the_look(corpus):
+    """Seen phrases, but striped, smaller, on a tinted gradient: the source
+    look's background is pure grey (R = G = B) and its shapes flat; the
+    appearance shift's background is coloured."""
+    from projects.sdpt.datasets.synthetic.corpus import (SHIFTS,
+                                                         SOURCE_CLASSES,
+                                                         shift_dir)
+    shift = SHIFTS['appearance']
+    assert shift.classes == shift.drawn
+    assert set(shift.classes) <= set(SOURCE_CLASSES)
+
+    def look(folder, split):
+        grey, widths = [], []
+        for img, objects in _objects(folder, split):
+            bg = _background(img, objects).astype(int)
+            grey.append(((bg[:, 0] == bg[:, 1]) &
+                         (bg[:, 1] == bg[:, 2])).mean())
+            widths += [w for *_, w in objects]
+        return np.array(grey), widths
+
+    grey, widths = look(corpus / 'source', 'train')
+    assert (grey == 1.0).all()
+    assert min(widths) >= int(SIZE * 0.2)
+    for name in ('vocabulary', 'composition', 'realignment'):
+        grey, _ = look(Path(shift_dir(str(corpus), name)), 'test')
+        assert (grey == 1.0).all(), name
+    grey, widths = look(Path(shift_dir(str(corpus), 'appearance')),
+                        'test')
+    assert (grey < 0.5).all()
+    assert max(widths) <= int(SIZE * 0.4)
+
+
+def test_splits_are_disjoint_draws(corpus):
+    from projects.sdpt.datasets.synthetic.corpus import (SHIFTS,
+                                                         SHIFT_SPLITS,
+                                                         shift_dir)
+    for name in SHIFTS:
+        folder = Path(shift_dir(str(corpus), name))
+        digests = []
+        for split in SHIFT_SPLITS:
+            coco = _coco(folder, split)
+            assert len(coco['images']) == COUNTS['shift'][split]
+            for image in coco['images']:
+                path = folder / split / image['file_name']
+                digests.append(hashlib.sha256(path.read_bytes()).digest())
+        assert len(set(digests)) == len(digests), name
+
+
+def test_base_names_file_is_the_test_split_renamed(corpus):
+    from projects.sdpt.datasets.synthetic.corpus import (SHIFTS,
+                                                         base_names_ann_file,
+                                                         shift_dir)
+    assert base_names_ann_file('a/instances_test.json') == \
+        'a/instances_test_base_names.json'
+    for name, shift in SHIFTS.items():
+        folder = Path(shift_dir(str(corpus), name))
+        renamed = folder / 'annotations' / 'instances_test_base_names.json'
+        if not shift.base_names:
+            assert not renamed.exists()
+            continue
+        coco, oracle = _coco(folder, 'test'), _coco(folder, 'test',
+                                                   '_base_names')
+        assert oracle['images'] == coco['images']
+        assert oracle['annotations'] == coco['annotations']
+        assert [c['id'] for c in oracle['categories']] == \
+            [c['id'] for c in coco['categories']]
+        assert [c['name'] for c in oracle['categories']] == list(
+            shift.base_names)
 
 
 def test_corpus_is_deterministic_and_idempotent(corpus, tmp_path):
     from projects.sdpt.datasets.synthetic.corpus import make_synthetic_corpus
-    make_synthetic_corpus(str(tmp_path), counts=COUNTS, size=64, seed=0)
-    for domain in ('source', 'target'):
-        assert _coco(tmp_path, domain, 'val') == _coco(corpus, domain, 'val')
-    mtime = osp.getmtime(tmp_path / 'target/annotations/instances_val.json')
-    make_synthetic_corpus(str(tmp_path), counts=COUNTS, size=64, seed=0)
-    assert osp.getmtime(
-        tmp_path / 'target/annotations/instances_val.json') == mtime
+    make_synthetic_corpus(str(tmp_path), counts=COUNTS, size=SIZE, seed=0)
+    files = sorted(
+        osp.relpath(osp.join(d, f), tmp_path)
+        for d, _, names in os.walk(tmp_path) for f in names
+        if f.endswith('.json') and not d.endswith('bert'))
+    assert len(files) == 2 + 4 * 3 + 2  # + the two oracle files
+    for rel in files:
+        assert filecmp.cmp(tmp_path / rel, corpus / rel, shallow=False), rel
+    for split in ('train', 'val'):
+        for image in _coco(corpus / 'source', split)['images']:
+            rel = osp.join('source', split, image['file_name'])
+            assert filecmp.cmp(tmp_path / rel, corpus / rel, shallow=False)
+    mtimes = {rel: osp.getmtime(tmp_path / rel) for rel in files}
+    make_synthetic_corpus(str(tmp_path), counts=COUNTS, size=SIZE, seed=0)
+    assert {rel: osp.getmtime(tmp_path / rel) for rel in files} == mtimes
+    # another seed draws other images
+    other = tmp_path / 'other'
+    make_synthetic_corpus(str(other), counts=COUNTS, size=SIZE, seed=1,
+                          shifts=())
+    assert _coco(other / 'source', 'val') != _coco(corpus / 'source', 'val')
+
+
+def test_tiny_bert_reads_every_corpus_word_as_one_token(corpus):
+    from transformers import BertTokenizer
+
+    from projects.sdpt.datasets.synthetic.corpus import corpus_words
+    tokenizer = BertTokenizer.from_pretrained(str(corpus / 'bert'))
+    words = corpus_words()
+    assert {'crimson', 'jade', 'azure', 'amber', 'red', 'cross'} <= set(words)
+    for word in words:
+        assert tokenizer.tokenize(word) == [word]
+
+
+# ---- configs ----------------------------------------------------------------
+@functools.lru_cache(maxsize=None)
+def _loaded(det, kind):
+    from mmengine.config import Config
+    return Config.fromfile(osp.join(
+        REPO_ROOT, 'configs', 'transfer', f'{kind}{det}_tiny_synthetic.py'))
+
+
+def _cfg(det, kind=''):
+    """A fresh copy of a transfer config (each file is parsed once)."""
+    return copy.deepcopy(_loaded(det, kind))
+
+
+@pytest.mark.parametrize('det', ['glip', 'gdino'])
+def test_transfer_config_validates_on_dev_and_tests_on_test(det):
+    from projects.sdpt.datasets.synthetic.corpus import SHIFTS
+    cfg = _cfg(det)
+    root = 'data/synthetic/shifts/composition/'
+    classes = SHIFTS['composition'].classes
+    assert tuple(cfg.metainfo['classes']) == classes
+    train = cfg.train_dataloader.dataset
+    assert train.data_root == root and tuple(
+        train.metainfo['classes']) == classes
+    assert train.ann_file == 'annotations/instances_train_1shot_seed3.json'
+    for loader, evaluator, split in (
+            (cfg.val_dataloader, cfg.val_evaluator, 'dev'),
+            (cfg.test_dataloader, cfg.test_evaluator, 'test')):
+        ds = loader.dataset
+        assert ds.data_root == root
+        assert ds.ann_file == f'annotations/instances_{split}.json'
+        assert ds.data_prefix['img'] == f'{split}/'
+        assert tuple(ds.metainfo['classes']) == classes
+        assert evaluator.ann_file == root + ds.ann_file
+
+
+@pytest.mark.parametrize('det', ['glip', 'gdino'])
+def test_pretrain_config_trains_everything_on_the_source_domain(det):
+    from projects.sdpt.datasets.synthetic.corpus import SOURCE_CLASSES
+    cfg = _cfg(det, 'pretrain_')
+    root = 'data/synthetic/source/'
+    assert tuple(cfg.metainfo['classes']) == SOURCE_CLASSES
+    assert cfg.train_dataloader.dataset.data_root == root
+    assert cfg.train_dataloader.dataset.ann_file == \
+        'annotations/instances_train.json'
+    assert tuple(cfg.train_dataloader.dataset.metainfo['classes']) == \
+        SOURCE_CLASSES
+    # in-process loading, part of what keeps pretraining deterministic
+    assert cfg.train_dataloader.num_workers == 0
+    for loader, evaluator in ((cfg.val_dataloader, cfg.val_evaluator),
+                              (cfg.test_dataloader, cfg.test_evaluator)):
+        assert loader.dataset.data_root == root
+        assert loader.dataset.ann_file == 'annotations/instances_val.json'
+        assert loader.dataset.data_prefix['img'] == 'val/'
+        assert evaluator.ann_file == root + 'annotations/instances_val.json'
+    assert cfg.model.prompt is None and cfg.model.extra_trainable == ['.*']
+    assert cfg.load_from is None
+
+
+@pytest.mark.parametrize('det', ['glip', 'gdino'])
+def test_apply_shift_and_corpus_root_move_every_path(det, tmp_path):
+    from projects.sdpt.datasets.synthetic.corpus import SHIFTS
+    from projects.sdpt.experiments import transfer as tb
+    root = str(tmp_path / 'corpus')
+    for name, shift in SHIFTS.items():
+        cfg = tb.set_corpus_root(_cfg(det), root)
+        tb.apply_shift(cfg, root, name, 10, 30)
+        data_root = f'{root}/shifts/{name}/'
+        assert tuple(cfg.metainfo['classes']) == shift.classes
+        train = cfg.train_dataloader.dataset
+        assert (train.data_root, train.ann_file) == (
+            data_root, 'annotations/instances_train_10shot_seed30.json')
+        for loader, evaluator, split in (
+                (cfg.val_dataloader, cfg.val_evaluator, 'dev'),
+                (cfg.test_dataloader, cfg.test_evaluator, 'test')):
+            ds = loader.dataset
+            assert ds.data_root == data_root
+            assert tuple(ds.metainfo['classes']) == shift.classes
+            assert ds.data_prefix['img'] == f'{split}/'
+            assert evaluator.ann_file == \
+                f'{data_root}annotations/instances_{split}.json'
+        assert (cfg.shots, cfg.seed) == (10, 30)
+    # no path is left at the default corpus root, the text encoder included
+    flat = json.dumps(cfg.to_dict(), default=str)
+    assert 'data/synthetic/' not in flat.replace(root, '')
+    assert cfg.model.detector.language_model.name == f'{root}/bert'
+
+
+def _without_method(cfg):
+    """The config's dict without what a method may set."""
+    d = cfg.to_dict()
+    d['model'] = {k: v for k, v in d['model'].items()
+                  if k not in ('prompt', 'extra_trainable')}
+    d['optim_wrapper']['optimizer'] = {
+        k: v for k, v in d['optim_wrapper']['optimizer'].items()
+        if k not in ('lr', 'weight_decay')}
+    d['experiment'] = {k: v for k, v in d['experiment'].items()
+                       if k != 'method'}
+    d.pop('evaluate_only', None)
+    return d
 
 
 @pytest.mark.parametrize('det', ['glip', 'gdino'])
@@ -91,10 +375,12 @@ def test_methods_move_onto_the_transfer_config_exactly(det):
     from mmengine.config import Config
     from projects.sdpt.experiments import transfer as tb
     from projects.sdpt.experiments.zoo import zoo_config, zoo_methods
-    for method in zoo_methods(det):
+    untouched = _without_method(_cfg(det))
+    methods = zoo_methods(det)
+    assert {'zero_shot', 'sdpt', 'full_ft', 'bitfit'} <= set(methods)
+    for method in methods:
         zoo = Config.fromfile(zoo_config(method, det))
-        cfg = tb.apply_method(Config.fromfile(tb.transfer_config(det)), det,
-                              method)
+        cfg = tb.apply_method(_cfg(det), det, method)
         assert cfg.model.prompt == zoo.model.get('prompt')
         assert list(cfg.model.extra_trainable) == list(
             zoo.model.get('extra_trainable', []))
@@ -103,42 +389,311 @@ def test_methods_move_onto_the_transfer_config_exactly(det):
                     zoo.optim_wrapper.optimizer[key])
         assert cfg.experiment.method == zoo.experiment.method
         assert bool(cfg.get('evaluate_only')) == (method == 'zero_shot')
-        # ... and nothing of the zoo config's data comes along.
-        assert cfg.train_dataloader.dataset.data_root.endswith('target/')
+        # ... and nothing else: the transfer data, detector and schedule
+        assert _without_method(cfg) == untouched, method
 
 
-def test_pretrain_cache_transfer_report_and_skip(tmp_path):
-    """The whole tool at a few iterations on Grounding DINO (the faster of
-    the two tiny detectors)."""
+@pytest.mark.parametrize('det', ['glip', 'gdino'])
+def test_ablations_change_only_what_they_name(det):
+    """Each ablation is the suite's SDPT with one change: its prompt
+    options (real options of SDPTPrompt), the detection head training, or
+    no prompt at all."""
+    from projects.sdpt.experiments import transfer as tb
+    from projects.sdpt.experiments.ablations import ABLATIONS, ADAPTERS
+    from projects.sdpt.methods.sdpt import SDPTPrompt
+    options = set(inspect.signature(SDPTPrompt.__init__).parameters)
+    sdpt = tb.apply_method(_cfg(det), det, 'sdpt')
+    head = ADAPTERS[det]().detection_head_patterns()
+    assert set(ABLATIONS) <= set(tb.suite_methods(det))
+    for name, spec in ABLATIONS.items():
+        cfg = tb.apply_method(_cfg(det), det, name)
+        if spec.get('no_prompt'):
+            assert cfg.model.prompt is None
+        else:
+            change = spec.get('prompt', {})
+            assert set(change) <= options, name
+            assert cfg.model.prompt == dict(sdpt.model.prompt, **change)
+        assert list(cfg.model.extra_trainable) == list(
+            sdpt.model.extra_trainable) + (head if spec.get('head') else [])
+        assert cfg.experiment.method == spec['label']
+        assert cfg.optim_wrapper.optimizer == sdpt.optim_wrapper.optimizer
+        assert _without_method(cfg) == _without_method(sdpt), name
+    # the same learning-rate grid as SDPT's
+    assert tb.recipe_lr(det, 'sdpt_k8') == tb.recipe_lr(det, 'sdpt') == \
+        sdpt.optim_wrapper.optimizer.lr
+    assert tb.apply_method(_cfg(det), det, 'sdpt_k8').model.prompt[
+        'num_tokens'] == 8
+    assert tb.apply_method(_cfg(det), det, 'head_only').model.prompt is None
+
+
+@pytest.mark.parametrize('det', ['glip', 'gdino'])
+def test_head_ablations_build_and_train_the_head(det, corpus):
+    """The head patterns match the detector: head_only trains exactly the
+    head, sdpt_with_head the head and the prompts."""
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+
+    from projects.sdpt.experiments import transfer as tb
+    from projects.sdpt.experiments.ablations import ADAPTERS
+    register_all_modules()
+    import projects.sdpt  # noqa: F401
+    head = ADAPTERS[det]().detection_head_patterns()
+    for name in ('head_only', 'sdpt_with_head'):
+        cfg = tb.set_corpus_root(tb.apply_method(_cfg(det), det, name),
+                                 str(corpus))
+        model = MODELS.build(cfg.model)
+        trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+        in_head = {n for n, _ in model.named_parameters()
+                   if any(re.search(p, n) for p in head)}
+        prompts = {n for n in trainable if n.startswith('prompt_tuning.')}
+        assert in_head and trainable == in_head | prompts
+        assert bool(prompts) == (name == 'sdpt_with_head')
+
+
+# ---- the protocol -----------------------------------------------------------
+def _row(lr, dev, seed=3, **kw):
+    return dict(detector='D', shift='vocabulary', key='sdpt', method='SDPT',
+                shots=1, seed=seed, lr=lr, recipe_lr=1e-2, dev_AP=dev,
+                AP=dev, **kw)
+
+
+def test_select_lr_takes_the_best_dev_ap_and_breaks_ties_towards_the_recipe():
+    from projects.sdpt.experiments.transfer import select_lr
+    rows = [_row(1e-3, 0.2), _row(1e-2, 0.3), _row(1e-1, 0.4)]
+    assert select_lr(rows, 1e-2) == 1e-1
+    # equal dev AP: the learning rate nearest the recipe, on a log scale
+    rows = [_row(1e-3, 0.3), _row(1e-2, 0.3), _row(1e-1, 0.3)]
+    assert select_lr(rows, 1e-2) == 1e-2
+    assert select_lr(rows[::-1], 1e-2) == 1e-2
+    assert select_lr([_row(1e-3, 0.3), _row(1e-1, 0.3)], 2e-3) == 1e-3
+    # a run without dev AP loses to any run with one
+    assert select_lr([_row(1e-2, None), _row(1e-1, 0.0)], 1e-2) == 1e-1
+    # rows without a learning rate (zero-shot) do not take part
+    assert select_lr([dict(lr='', dev_AP=1.0), _row(1e-3, 0.1)],
+                     1e-2) == 1e-3
+    assert select_lr([dict(lr='', dev_AP=1.0)], 1e-2) is None
+    assert select_lr([], 1e-2) is None
+
+
+def test_final_rows_report_the_selected_lr_on_every_seed():
+    from projects.sdpt.experiments.transfer import final_rows
+    zero = dict(detector='D', shift='vocabulary', key='zero_shot', shots=0,
+                seed='', lr='', dev_AP=0.1, AP=0.1)
+    lr_runs = [_row(1e-3, 0.2), _row(1e-2, 0.3), _row(1e-1, 0.5)]
+    others = [_row(1e-1, 0.45, seed=30), _row(1e-1, 0.4, seed=300)]
+    # another k is its own cell, with its own selection
+    k10 = [dict(_row(1e-3, 0.6), shots=10), dict(_row(1e-2, 0.1), shots=10),
+           dict(_row(1e-3, 0.5, seed=30), shots=10)]
+    out = final_rows([zero] + lr_runs + others + k10)
+    assert out[0] == zero
+    tuned = [(r['shots'], r['seed'], r['lr']) for r in out[1:]]
+    assert sorted(tuned) == [(1, 3, 1e-1), (1, 30, 1e-1), (1, 300, 1e-1),
+                             (10, 3, 1e-3), (10, 30, 1e-3)]
+    assert all(r['selected'] for r in out[1:])
+
+
+def _tasks(tmp_path, base_exists=True, fixed_lrs=None, seeds=(3, 30, 300)):
+    from projects.sdpt.experiments import transfer as tb
+    base = tmp_path / 'base.pth'
+    if base_exists:
+        base.write_bytes(b'')
+    return tb.make_tasks(
+        ['gdino'], ['vocabulary', 'appearance'], ['zero_shot', 'sdpt'], [1],
+        list(seeds), [0.1, 1.0, 10.0], fixed_lrs or {}, 2,
+        str(tmp_path / 'corpus'), str(tmp_path / 'runs'),
+        {'gdino': str(base)}, {'gdino': 7})
+
+
+def test_make_tasks_runs_the_lr_grid_on_the_first_seed_then_the_selection(
+        tmp_path):
+    from projects.sdpt.experiments import transfer as tb
+    tasks = _tasks(tmp_path)
+    names = [t.name for t in tasks]
+    assert len(set(names)) == len(names)
+    assert len({t.result_file for t in tasks}) == len(tasks)
+    assert not any(tb.is_pretrain(t) for t in tasks)
+    by_name = {t.name: t for t in tasks}
+    recipe = tb.recipe_lr('gdino', 'sdpt')
+    for shift in ('vocabulary', 'appearance'):
+        zero = by_name[f'gdino {shift} zero_shot']
+        assert zero.function.endswith(':evaluate_zero_shot')
+        assert zero.after == ()
+        mine = [t for t in tasks if t.args.get('shift') == shift
+                and t.args.get('method') == 'sdpt']
+        first = [t for t in mine if t.args['seed'] == 3]
+        assert sorted(t.args['lr'] for t in first) == pytest.approx(
+            [recipe * 0.1, recipe, recipe * 10])
+        assert all(t.after == () and 'candidates' not in t.args
+                   for t in first)
+        rest = [t for t in mine if t.args['seed'] != 3]
+        assert sorted(t.args['seed'] for t in rest) == [30, 300]
+        for t in rest:
+            assert t.name.endswith('_selected') and 'lr' not in t.args
+            assert set(t.after) == {f.name for f in first}
+            assert t.args['candidates'] == [f.result_file for f in first]
+        for t in mine:
+            assert t.function.endswith(':tune')
+            assert (t.args['iters'], t.args['shots']) == (2, 1)
+            assert t.result_file == osp.join(t.work_dir, 'metrics.json')
+
+
+def test_make_tasks_with_a_fixed_lr_selects_nothing(tmp_path):
+    tasks = _tasks(tmp_path, fixed_lrs={'sdpt': 0.05})
+    tuned = [t for t in tasks if t.args.get('method') == 'sdpt']
+    assert len(tuned) == 2 * 3  # two shifts x three seeds, one lr
+    for t in tuned:
+        assert t.args['lr'] == 0.05 and 'candidates' not in t.args
+        assert t.after == () and t.name.endswith('lr5e-2')
+
+
+def test_make_tasks_pretrains_a_missing_base_before_everything(tmp_path):
+    from projects.sdpt.experiments import transfer as tb
+    from projects.sdpt.experiments.bases import base_meta_file
+    tasks = _tasks(tmp_path, base_exists=False)
+    pretrain = tasks[0]
+    assert tb.is_pretrain(pretrain) and not any(map(tb.is_pretrain,
+                                                    tasks[1:]))
+    assert pretrain.args['iters'] == 7
+    assert pretrain.args['out'] == str(tmp_path / 'base.pth')
+    assert pretrain.result_file == base_meta_file(str(tmp_path / 'base.pth'))
+    by_name = {t.name: t for t in tasks}
+
+    def needs(task):
+        return set(task.after) | {n for a in task.after
+                                  for n in needs(by_name[a])}
+
+    for t in tasks[1:]:
+        assert pretrain.name in needs(t), t.name
+        assert t.args['base'] == pretrain.args['out']
+
+
+# ---- pretraining ------------------------------------------------------------
+def test_pretraining_is_deterministic_and_writes_an_fp16_base(corpus,
+                                                              tmp_path):
+    import torch
+    from mmdet.utils import register_all_modules
+
+    from projects.sdpt.experiments import bases
+    from projects.sdpt.experiments.grid import run_task
+    register_all_modules()
+    import projects.sdpt  # noqa: F401
+    threads = torch.get_num_threads()
+    metas, files = [], []
+    try:
+        for run in ('a', 'b'):
+            out = str(tmp_path / run / 'gdino_base.pth')
+            task = bases.pretrain_task('gdino', str(corpus),
+                                       str(tmp_path / run), 4, out)
+            run_task(task)  # writes the result (the base's json) as the tool
+            metas.append(bases.base_info(out))
+            files.append(out)
+    finally:
+        torch.set_num_threads(threads)
+    assert filecmp.cmp(*files, shallow=False)
+    a, b = metas
+    assert a['sha256'] == b['sha256'] == bases.file_sha256(files[0])
+    assert a['iters'] == 4 and a['threads'] == bases.PRETRAIN_THREADS
+    # validated every iteration (4 iterations < 8 points); the plateau is
+    # the gain over the last quarter
+    curve = a['val_curve']
+    assert [p['iter'] for p in curve] == [1, 2, 3, 4]
+    assert a['plateau'] == round(curve[-1]['AP'] - curve[-2]['AP'], 3)
+    assert curve == b['val_curve'] and 'AP' in a['source_val']
+    saved = torch.load(files[0], map_location='cpu')['state_dict']
+    floats = [v for v in saved.values() if v.is_floating_point()]
+    assert floats and all(v.dtype == torch.float16 for v in floats)
+    # the detector's own weights, ready for load_from
+    assert not any(k.startswith(('prompt_tuning.', 'detector.'))
+                   for k in saved)
+    assert any(k.startswith('encoder.fusion_layers.') for k in saved)
+
+
+# ---- the tool ---------------------------------------------------------------
+def test_tool_pretrains_tunes_diagnoses_reports_and_skips(tmp_path):
+    """The whole suite at two iterations on Grounding DINO (the faster tiny
+    detector), one shift, SDPT with two learning rates and two seeds."""
+    from projects.sdpt.datasets.synthetic.corpus import make_synthetic_corpus
+    from projects.sdpt.experiments.bases import file_sha256
+    from projects.sdpt.experiments.transfer import recipe_lr, select_lr
+    root, runs = tmp_path / 'synthetic', tmp_path / 'runs'
+    # A small corpus first (the tool keeps finished splits): evaluations of
+    # a handful of images keep the test fast.
+    make_synthetic_corpus(str(root), counts=COUNTS, size=SIZE,
+                          shifts=('vocabulary', ))
     tool = osp.join(REPO_ROOT, 'tools', 'transfer_benchmark.py')
-    args = [sys.executable, tool, '--detectors', 'gdino', '--methods',
-            'zero_shot', 'sdpt', '--shots', '1', '3', '--iters', '2',
-            '--pretrain-iters', 'gdino=2', '--workers', '1', '--root',
-            str(tmp_path / 'synthetic'), '--work-dir', str(tmp_path / 'runs')]
-    proc = subprocess.run(args, capture_output=True, text=True, timeout=900)
+    args = [sys.executable, tool, '--detectors', 'gdino', '--shifts',
+            'vocabulary', '--methods', 'zero_shot', 'sdpt', '--shots', '1',
+            '--seeds', '3', '30', '--lr-factors', '0.1', '1', '--iters', '2',
+            '--pretrain', '--pretrain-iters', 'gdino=2', '--workers', '1',
+            '--root', str(root), '--work-dir', str(runs)]
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=600,
+                          env=env, cwd=REPO_ROOT)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert '1 base(s) to pretrain, 3 runs' in proc.stdout
-    base = tmp_path / 'synthetic' / 'gdino_tiny_synthetic_base.pth'
+    assert '1 base(s) to pretrain, 5 tasks (0 finished)' in proc.stdout
+    # the small corpus was kept
+    assert len(_coco(root / 'shifts' / 'vocabulary', 'test')['images']) == \
+        COUNTS['shift']['test']
+    base = runs / 'bases' / 'gdino_tiny_synthetic_base.pth'
     meta = json.loads(base.with_suffix('.json').read_text())
-    assert meta['iters'] == 2 and 'AP' in meta['source_val']
-    with open(tmp_path / 'runs' / 'transfer.csv') as f:
-        rows = list(csv.DictReader(f))
-    assert [(r['key'], r['shots']) for r in rows] == [
-        ('zero_shot', '0'), ('sdpt', '1'), ('sdpt', '3')]
-    assert rows[0]['trainable'] == '0'
-    assert int(rows[1]['trainable']) == 32768  # 16 tokens x 1024 x 2 layers
-    table = (tmp_path / 'runs' / 'transfer.md').read_text()
-    assert '| SDPT | 32,768 |' in table and 'AP, k=3' in table
-    assert (tmp_path / 'runs' / 'ap_vs_trainable_params.png').stat().st_size
-    # The tuned runs started from the cached base.
-    log = (tmp_path / 'runs' / 'workers.log').read_text()
-    assert str(base) in log
+    assert meta['iters'] == 2 and meta['sha256'] == file_sha256(str(base))
+    assert len(meta['val_curve']) == 2
 
-    # Again: the base is cached and every run is skipped.
-    mtime = osp.getmtime(base)
-    proc = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    with open(runs / 'transfer.csv') as f:
+        rows = list(csv.DictReader(f))
+    recipe = recipe_lr('gdino', 'sdpt')
+    assert recipe == 1e-2  # the run folders below are named after it
+    keys = [(r['key'], r['seed']) for r in rows]
+    assert keys == [('zero_shot', ''), ('sdpt', '3'), ('sdpt', '3'),
+                    ('sdpt', '30')]
+    zero, *tuned = rows
+    assert zero['trainable'] == '0' and zero['oracle_AP'] != ''
+    assert [float(r['lr']) for r in tuned[:2]] == [1e-3, 1e-2]
+    folder = runs / 'gdino' / 'vocabulary' / 'sdpt'
+    metrics = {p.parent: json.loads(p.read_text())
+               for p in folder.glob('*/metrics.json')}
+    assert sorted(p.name for p in metrics) == [
+        'k1_seed30_selected', 'k1_seed3_lr1e-2', 'k1_seed3_lr1e-3']
+    first = [m for m in metrics.values() if m['seed'] == 3]
+    chosen = select_lr(first, recipe)
+    for m in metrics.values():
+        for key in ('dev_AP', 'AP', 'source_AP', 'no_fusion_AP'):
+            assert 0.0 <= m[key] <= 1.0, key
+        assert m['trainable'] == 32768  # 16 tokens x 1024 x 2 layers
+        assert m['feature_change_image'] > 0 and m['feature_change_text'] > 0
+        # SDPT switched off is the base, exactly
+        assert m['prompts_off_max_diff'] == 0.0
+        assert m['grad_norm_first_step'] > 0 and m['iters'] == 2
+        assert m['recipe_lr'] == recipe
+        if m['seed'] == 30:  # the selected lr, chosen on dev
+            assert m['selected'] and m['lr'] == chosen
+    selected = {(r['seed'], float(r['lr'])) for r in tuned
+                if r['selected'] == 'True'}
+    assert selected == {('3', chosen), ('30', chosen)}
+    zero_metrics = json.loads(
+        (runs / 'gdino' / 'vocabulary' / 'zero_shot' / 'metrics.json')
+        .read_text())
+    assert zero_metrics['oracle_AP'] is not None
+    assert zero_metrics['prompts_off_max_diff'] == 0.0
+
+    table = (runs / 'transfer.md').read_text()
+    assert '**vocabulary** (new names for seen objects)' in table
+    assert '| zero-shot | 0 |' in table
+    assert '| SDPT | 32,768 |' in table and f'| {chosen:.0e} |' in table
+    assert 'Text-side oracle (the base with the names it learnt' in table
+    assert 'Method switched off: 2 of 2 reported runs' in table
+    assert (runs / 'ap_vs_trainable_vocabulary.png').stat().st_size > 0
+
+    # Again: the base and every run are read back, nothing is retrained.
+    csv_text = (runs / 'transfer.csv').read_text()
+    mtimes = [osp.getmtime(p) for p in [base] + [
+        f / 'metrics.json' for f in metrics]]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=300,
+                          env=env, cwd=REPO_ROOT)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert '0 base(s) to pretrain, 3 runs' in proc.stdout
-    assert osp.getmtime(base) == mtime
-    with open(tmp_path / 'runs' / 'transfer.csv') as f:
-        assert [r['AP'] for r in csv.DictReader(f)] == [r['AP'] for r in rows]
+    # the base exists now: no pretraining task at all
+    assert '0 base(s) to pretrain, 4 tasks (4 finished)' in proc.stdout
+    assert proc.stdout.count('[cached]') == 4
+    assert [osp.getmtime(p) for p in [base] + [
+        f / 'metrics.json' for f in metrics]] == mtimes
+    assert (runs / 'transfer.csv').read_text() == csv_text
