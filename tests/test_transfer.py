@@ -653,7 +653,7 @@ def test_tool_pretrains_tunes_diagnoses_reports_and_skips(tmp_path):
     metrics = {p.parent: json.loads(p.read_text())
                for p in folder.glob('*/metrics.json')}
     assert sorted(p.name for p in metrics) == [
-        'k1_seed30_selected', 'k1_seed3_lr1e-2', 'k1_seed3_lr1e-3']
+        'k1_seed30_selected', 'k1_seed3_lr0.001', 'k1_seed3_lr0.01']
     first = [m for m in metrics.values() if m['seed'] == 3]
     chosen = select_lr(first, recipe)
     for m in metrics.values():

@@ -1,7 +1,8 @@
 # Pretraining of the tiny GLIP base on the synthetic corpus's source domain
 # (12 colour-shape phrases, flat shapes on grey noise): every parameter trains
-# from random initialisation. tools/transfer_benchmark.py runs it once and
-# caches the result as data/synthetic/glip_tiny_synthetic_base.pth.
+# from random initialisation. The project ships the result as
+# checkpoints/synthetic/glip_tiny_synthetic_base.pth; `tools/transfer_benchmark.py
+# --pretrain` trains it again (deterministically, experiments/bases.py).
 _base_ = './glip_tiny_synthetic.py'
 
 # The runtime's hooks stay on: with extra_trainable=['.*'] PromptTuningHook

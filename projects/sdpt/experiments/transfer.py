@@ -340,7 +340,8 @@ def prepare_data(root: str, shifts: Sequence[str], shots_list: Sequence[int],
 
 
 def _lr_name(lr: float) -> str:
-    return f'lr{lr:.0e}'.replace('e-0', 'e-').replace('e+0', 'e')
+    # as many digits as the grid keeps, so two lrs never share a folder
+    return f'lr{lr:.3g}'
 
 
 def make_tasks(detectors: Sequence[str], shifts: Sequence[str],
