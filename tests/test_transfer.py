@@ -543,7 +543,7 @@ def test_make_tasks_with_a_fixed_lr_selects_nothing(tmp_path):
     assert len(tuned) == 2 * 3  # two shifts x three seeds, one lr
     for t in tuned:
         assert t.args['lr'] == 0.05 and 'candidates' not in t.args
-        assert t.after == () and t.name.endswith('lr5e-2')
+        assert t.after == () and t.name.endswith('lr0.05')
 
 
 def test_make_tasks_pretrains_a_missing_base_before_everything(tmp_path):
