@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up the environment (only what is missing), then the offline demo.
 #   scripts/demo.sh              the transfer suite's demo subset: the shipped tiny
-#                                Grounding DINO base, the DEMO_SHIFT shift at k=10,
+#                                Grounding DINO base, the realignment shift at k=10,
 #                                zero-shot vs SDPT vs CoOp text prompts at the learning
 #                                rates the suite selected, 2 seeds (about 5 min on 2 cores)
 #   DEMO=glip scripts/demo.sh    the pipeline on the tiny GLIP with a random base
@@ -14,9 +14,9 @@ py="${VENV:-$repo/.venv}/bin/python"
 export PYTHONWARNINGS=ignore
 demo="${DEMO:-transfer}"
 if [ "$demo" = transfer ]; then
-  "$py" tools/transfer_benchmark.py --detectors gdino --shifts DEMO_SHIFT \
+  "$py" tools/transfer_benchmark.py --detectors gdino --shifts realignment \
       --methods zero_shot sdpt text --shots 10 --seeds 3 30 \
-      --lr DEMO_LRS --workers 2 --work-dir work_dirs/transfer_demo
+      --lr sdpt=0.1 text=0.1 --workers 2 --work-dir work_dirs/transfer_demo
   echo "demo done: table in work_dirs/transfer_demo/transfer.md"
   exit 0
 fi
