@@ -475,6 +475,63 @@ def test_select_lr_takes_the_best_dev_ap_and_breaks_ties_towards_the_recipe():
     assert select_lr([], 1e-2) is None
 
 
+def test_next_edge_lr_goes_one_step_past_the_end_where_the_best_sits():
+    from projects.sdpt.experiments.transfer import next_edge_lr
+    grid = [_row(1e-3, 0.2), _row(1e-2, 0.3), _row(1e-1, 0.4)]
+    assert next_edge_lr(grid, 1e-2, 10.0) == 1.0
+    assert next_edge_lr(grid[:1] + [_row(1e-2, 0.1), _row(1e-1, 0.0)],
+                        1e-2, 10.0) == 1e-4
+    # inside, or a tie settled at the recipe: nothing more to try
+    assert next_edge_lr([_row(1e-3, 0.2), _row(1e-2, 0.5), _row(1e-1, 0.4)],
+                        1e-2, 10.0) is None
+    assert next_edge_lr([_row(lr, 0.0) for lr in (1e-3, 1e-2, 1e-1)],
+                        1e-2, 10.0) is None
+    # an extension that lost puts the best inside again
+    assert next_edge_lr(grid + [_row(1.0, 0.1)], 1e-2, 10.0) is None
+    assert next_edge_lr(grid + [_row(1.0, 0.5)], 1e-2, 10.0) == 10.0
+    # skipped extensions and single runs take no part
+    assert next_edge_lr(grid + [dict(skipped='inside', lr=None)], 1e-2,
+                        10.0) == 1.0
+    assert next_edge_lr([_row(1e-2, 0.3)], 1e-2, 10.0) is None
+    assert next_edge_lr([], 1e-2, 10.0) is None
+
+
+def test_an_extension_inside_the_grid_trains_nothing(tmp_path):
+    from projects.sdpt.experiments.grid import GridTask
+    from projects.sdpt.experiments.transfer import tune
+    files = []
+    for lr, dev in ((1e-3, 0.2), (1e-2, 0.5), (1e-1, 0.4)):
+        files.append(str(tmp_path / f'{lr}.json'))
+        with open(files[-1], 'w') as f:
+            json.dump(_row(lr, dev), f)
+    task = GridTask('edge', str(tmp_path / 'edge'), 'x:tune', dict(
+        det='gdino', shift='vocabulary', method='sdpt', shots=1, seed=3,
+        iters=2, root=str(tmp_path), base='missing.pth', edge_step=10.0,
+        edge_of=files))
+    result = tune(task)
+    assert result['lr'] is None and 'inside' in result['skipped']
+    assert not (tmp_path / 'edge').exists()
+
+
+def test_lr_grids_count_extensions_and_selections_at_an_end():
+    from projects.sdpt.experiments.transfer import final_rows, lr_grids
+    inside = [_row(1e-3, 0.2), _row(1e-2, 0.5), _row(1e-1, 0.4)]
+    extended = [dict(r, key='text') for r in inside[:2]] + [
+        dict(_row(1e-1, 0.6), key='text'),
+        dict(_row(1.0, 0.7), key='text', edge=True),
+        dict(_row(10.0, 0.8), key='text', edge=True)]
+    fixed = [dict(_row(1e-2, 0.5), key='visual')]
+    skipped = dict(skipped='inside', lr=None)
+    grids = lr_grids(inside + extended + fixed +
+                     [dict(_row(1e-2, 0.1, seed=30))])
+    assert grids == [dict(tried=[1e-3, 1e-2, 1e-1], grid=3, chosen=1e-2),
+                     dict(tried=[1e-3, 1e-2, 1e-1, 1.0, 10.0], grid=3,
+                          chosen=10.0)]
+    # skipped extensions are not runs
+    assert final_rows(inside + [skipped]) == [
+        dict(inside[1], selected=True)]
+
+
 def test_final_rows_report_the_selected_lr_on_every_seed():
     from projects.sdpt.experiments.transfer import final_rows
     zero = dict(detector='D', shift='vocabulary', key='zero_shot', shots=0,
@@ -521,10 +578,21 @@ def test_make_tasks_runs_the_lr_grid_on_the_first_seed_then_the_selection(
         mine = [t for t in tasks if t.args.get('shift') == shift
                 and t.args.get('method') == 'sdpt']
         first = [t for t in mine if t.args['seed'] == 3]
-        assert sorted(t.args['lr'] for t in first) == pytest.approx(
+        grid = [t for t in first if 'edge_of' not in t.args]
+        assert sorted(t.args['lr'] for t in grid) == pytest.approx(
             [recipe * 0.1, recipe, recipe * 10])
         assert all(t.after == () and 'candidates' not in t.args
-                   for t in first)
+                   for t in grid)
+        # then two runs past the grid's end, each after everything before
+        edges = first[len(grid):]
+        assert [t.name.rsplit('_', 1)[1] for t in edges] == ['edge1',
+                                                             'edge2']
+        for i, t in enumerate(edges):
+            before = grid + edges[:i]
+            assert 'lr' not in t.args
+            assert t.args['edge_step'] == pytest.approx(10.0)
+            assert t.args['edge_of'] == [f.result_file for f in before]
+            assert t.after == tuple(f.name for f in before)
         rest = [t for t in mine if t.args['seed'] != 3]
         assert sorted(t.args['seed'] for t in rest) == [30, 300]
         for t in rest:
@@ -624,13 +692,16 @@ def test_tool_pretrains_tunes_diagnoses_reports_and_skips(tmp_path):
     args = [sys.executable, tool, '--detectors', 'gdino', '--shifts',
             'vocabulary', '--methods', 'zero_shot', 'sdpt', '--shots', '1',
             '--seeds', '3', '30', '--lr-factors', '0.1', '1', '--iters', '2',
+            # with two learning rates the best is always at an end: one run
+            # past it
+            '--lr-edge-steps', '1',
             '--pretrain', '--pretrain-iters', 'gdino=2', '--workers', '1',
             '--root', str(root), '--work-dir', str(runs)]
     env = dict(os.environ, OMP_NUM_THREADS='1')
     proc = subprocess.run(args, capture_output=True, text=True, timeout=600,
                           env=env, cwd=REPO_ROOT)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert '1 base(s) to pretrain, 5 tasks (0 finished)' in proc.stdout
+    assert '1 base(s) to pretrain, 6 tasks (0 finished)' in proc.stdout
     # the small corpus was kept
     assert len(_coco(root / 'shifts' / 'vocabulary', 'test')['images']) == \
         COUNTS['shift']['test']
@@ -644,17 +715,24 @@ def test_tool_pretrains_tunes_diagnoses_reports_and_skips(tmp_path):
     recipe = recipe_lr('gdino', 'sdpt')
     assert recipe == 1e-2  # the run folders below are named after it
     keys = [(r['key'], r['seed']) for r in rows]
-    assert keys == [('zero_shot', ''), ('sdpt', '3'), ('sdpt', '3'),
-                    ('sdpt', '30')]
+    assert sorted(keys) == [('sdpt', '3')] * 3 + [('sdpt', '30'),
+                                                  ('zero_shot', '')]
     zero, *tuned = rows
     assert zero['trainable'] == '0' and zero['oracle_AP'] != ''
-    assert [float(r['lr']) for r in tuned[:2]] == [1e-3, 1e-2]
+    grid = [r for r in tuned if r['edge'] == 'False' and r['seed'] == '3']
+    assert sorted(float(r['lr']) for r in grid) == [1e-3, 1e-2]
     folder = runs / 'gdino' / 'vocabulary' / 'sdpt'
     metrics = {p.parent: json.loads(p.read_text())
                for p in folder.glob('*/metrics.json')}
     assert sorted(p.name for p in metrics) == [
-        'k1_seed30_selected', 'k1_seed3_lr0.001', 'k1_seed3_lr0.01']
+        'k1_seed30_selected', 'k1_seed3_edge1', 'k1_seed3_lr0.001',
+        'k1_seed3_lr0.01']
     first = [m for m in metrics.values() if m['seed'] == 3]
+    # the run past the grid's end went past the end the best dev AP sat at
+    grid_best = select_lr([m for m in first if not m['edge']], recipe)
+    edge = metrics[folder / 'k1_seed3_edge1']
+    assert edge['edge'] and edge['lr'] == (0.1 if grid_best == 1e-2
+                                           else 1e-4)
     chosen = select_lr(first, recipe)
     for m in metrics.values():
         for key in ('dev_AP', 'AP', 'source_AP', 'no_fusion_AP'):
@@ -682,6 +760,7 @@ def test_tool_pretrains_tunes_diagnoses_reports_and_skips(tmp_path):
     assert '| SDPT | 32,768 |' in table and f'| {chosen:.0e} |' in table
     assert 'Text-side oracle (the base with the names it learnt' in table
     assert 'Method switched off: 2 of 2 reported runs' in table
+    assert 'Learning rates: 1 of 1 cells went past the end' in table
     assert (runs / 'ap_vs_trainable_vocabulary.png').stat().st_size > 0
 
     # Again: the base and every run are read back, nothing is retrained.
@@ -692,8 +771,8 @@ def test_tool_pretrains_tunes_diagnoses_reports_and_skips(tmp_path):
                           env=env, cwd=REPO_ROOT)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     # the base exists now: no pretraining task at all
-    assert '0 base(s) to pretrain, 4 tasks (4 finished)' in proc.stdout
-    assert proc.stdout.count('[cached]') == 4
+    assert '0 base(s) to pretrain, 5 tasks (5 finished)' in proc.stdout
+    assert proc.stdout.count('[cached]') == 5
     assert [osp.getmtime(p) for p in [base] + [
         f / 'metrics.json' for f in metrics]] == mtimes
     assert (runs / 'transfer.csv').read_text() == csv_text

@@ -4,14 +4,16 @@ tuned under one protocol (learning-rate grid, selection on dev, seeds).
     python tools/transfer_benchmark.py [--detectors gdino glip] \\
         [--shifts vocabulary composition appearance realignment] \\
         [--methods zero_shot sdpt text ...] [--shots 1 10] \\
-        [--seeds 3 30 300] [--lr-factors 0.1 1 10] [--lr sdpt=0.1] \\
+        [--seeds 3 30 300] [--lr-factors 0.1 1 10] [--lr-edge-steps 2] \\
+        [--lr sdpt=0.1] \\
         [--iters 200] [--workers 2] [--pretrain] \\
         [--root data/synthetic] [--work-dir work_dirs/transfer]
 
 Tunes from the shipped bases (checkpoints/synthetic/; --pretrain trains them
 again, deterministically, into WORK_DIR/bases/), writes the corpus and its
 few-shot splits, runs every (method, shift, k): each learning rate on the
-first seed, the one best on dev on the other seeds, and writes transfer.md /
+first seed (one log step past the grid's end, up to --lr-edge-steps times,
+where the best dev AP sits there), the one best on dev on the other seeds, and writes transfer.md /
 .csv and one ap_vs_trainable_<shift>.png per shift to WORK_DIR. Finished runs
 are skipped. See projects/sdpt/experiments/transfer.py for the protocol.
 """
@@ -61,6 +63,9 @@ def parse_args(argv=None):
     parser.add_argument('--lr-factors', nargs='+', type=float,
                         default=list(transfer.DEFAULT_LR_FACTORS),
                         help="times each method's recipe learning rate")
+    parser.add_argument(
+        '--lr-edge-steps', type=int, default=transfer.DEFAULT_LR_EDGE_STEPS,
+        help='runs past the end of the grid where the best dev AP sits')
     parser.add_argument('--lr', nargs='+', default=[], metavar='METHOD=LR',
                         help='a fixed learning rate (no selection)')
     parser.add_argument('--iters', type=int, default=transfer.DEFAULT_ITERS,
@@ -101,7 +106,7 @@ def main(argv=None):
     tasks = transfer.make_tasks(
         args.detectors, args.shifts, args.methods, args.shots, args.seeds,
         args.lr_factors, fixed_lrs, args.iters, root, work_root, base_files,
-        iters)
+        iters, args.lr_edge_steps)
     todo = [t for t in tasks if t.cached_result() is None]
     log_file = osp.join(work_root, 'workers.log')
     for det, path in base_files.items():
@@ -112,7 +117,8 @@ def main(argv=None):
     results, failures = run_grid(tasks, args.workers, log_file,
                                  threads=transfer.RUN_THREADS)
     rows = [results[t.name] for t in tasks
-            if t.name in results and not transfer.is_pretrain(t)]
+            if t.name in results and not transfer.is_pretrain(t)
+            and not results[t.name].get('skipped')]
     if rows:
         meta = {transfer.DETECTOR_NAMES[det]: bases.base_info(path)
                 for det, path in base_files.items()}

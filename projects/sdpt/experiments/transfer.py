@@ -11,6 +11,10 @@ Protocol (the same for every method, ablation and shift):
    first few-shot seed for the same number of iterations; the one with the
    best AP on the shift's **dev** split is selected (ties: the one nearest
    the recipe). The dev split is disjoint from the k shots and from test.
+   When the best dev AP sits at an end of the learning rates tried, the grid
+   goes one log step further past that end, up to ``lr_edge_steps`` times
+   (default 2), so that no method is reported at a learning rate its grid
+   cut off; the report counts the cells still selected at an end.
 3. **Seeds.** The selected setting is run on every few-shot seed (the split
    and the training seed); tables give the **test** AP as mean ± std.
 
@@ -50,12 +54,13 @@ DEFAULT_SHOTS = (1, 10)
 DEFAULT_SEEDS = (3, 30, 300)
 DEFAULT_LR_FACTORS = (0.1, 1.0, 10.0)
 DEFAULT_ITERS = 200
+DEFAULT_LR_EDGE_STEPS = 2
 #: torch threads of every run: results depend on it, so it is fixed
 RUN_THREADS = 1
 METRICS = 'metrics.json'
 CSV_FIELDS = [
     'detector', 'shift', 'method', 'key', 'shots', 'seed', 'lr', 'selected',
-    'dev_AP', 'AP', 'AP50', 'source_AP', 'no_fusion_AP', 'oracle_AP',
+    'edge', 'dev_AP', 'AP', 'AP50', 'source_AP', 'no_fusion_AP', 'oracle_AP',
     'feature_change_image', 'feature_change_text', 'prompts_off_max_diff',
     'grad_norm_first_step', 'loss_first', 'loss_last', 'loss_flatness',
     'trainable', 'total', 'iters', 'step_time_s', 'wall_s'
@@ -253,22 +258,47 @@ def select_lr(rows: Sequence[Dict], recipe: float) -> Optional[float]:
     return float(best['lr'])
 
 
+def next_edge_lr(rows: Sequence[Dict], recipe: float,
+                 step: float) -> Optional[float]:
+    """The learning rate one ``step`` past the end of the ones tried (in
+    ``rows``) where the best dev AP sits, or None when it sits inside."""
+    rows = [r for r in rows if r.get('lr') not in (None, '')]
+    lrs = sorted({float(r['lr']) for r in rows})
+    chosen = select_lr(rows, recipe)
+    if chosen is None or len(lrs) < 2:
+        return None
+    if chosen == lrs[-1]:
+        return float(f'{chosen * step:.3g}')
+    if chosen == lrs[0]:
+        return float(f'{chosen / step:.3g}')
+    return None
+
+
 def tune(task: GridTask) -> Dict:
     """Tune one method on one k-shot split of one shift, then evaluate and
-    diagnose it. ``args['lr']``, or ``args['candidates']``: the result files
-    of the learning-rate runs to select from on dev."""
+    diagnose it. ``args['lr']``; or ``args['candidates']``: the result files
+    of the learning-rate runs to select from on dev; or ``args['edge_of']``:
+    the result files of the runs so far, to go one ``args['edge_step']``
+    past their end when the best dev AP sits there (else nothing runs and
+    the result says ``skipped``)."""
     import torch
     from mmengine.runner import Runner
     from ..evaluation.diagnostics import (fused_feature_change,
                                           loss_flatness,
                                           prompts_off_difference)
-    torch.set_num_threads(RUN_THREADS)
     a = task.args
     det, shift, method = a['det'], a['shift'], a['method']
     shots, seed, iters = a['shots'], a['seed'], a['iters']
     start = time.time()
     recipe = recipe_lr(det, method)
     lr = a.get('lr')
+    if 'edge_of' in a:
+        lr = next_edge_lr([read_json(f) or {} for f in a['edge_of']],
+                          recipe, a['edge_step'])
+        if lr is None:
+            return dict(skipped='the best dev AP is inside the learning '
+                        'rates tried', lr=None)
+    torch.set_num_threads(RUN_THREADS)
     if lr is None:
         lr = select_lr([read_json(f) or {} for f in a['candidates']], recipe)
         if lr is None:
@@ -290,6 +320,7 @@ def tune(task: GridTask) -> Dict:
         detector=DETECTOR_NAMES[det], shift=shift,
         method=cfg.experiment['method'], key=method, shots=shots, seed=seed,
         lr=lr, recipe_lr=recipe, selected='candidates' in a,
+        edge='edge_of' in a,
         dev_AP=_evaluate(runner, cfg.val_dataloader,
                          cfg.val_evaluator).get('AP'),
         **_evaluate(runner, cfg.test_dataloader, cfg.test_evaluator),
@@ -349,10 +380,12 @@ def make_tasks(detectors: Sequence[str], shifts: Sequence[str],
                seeds: Sequence[int], lr_factors: Sequence[float],
                fixed_lrs: Dict[str, float], iters: int, root: str,
                work_root: str, bases: Dict[str, str],
-               pretrain_iters: Dict[str, int]) -> List[GridTask]:
+               pretrain_iters: Dict[str, int],
+               lr_edge_steps: int = DEFAULT_LR_EDGE_STEPS) -> List[GridTask]:
     """Pretraining for the bases that need it, the zero-shot evaluations,
     then per (k, method, shift): the learning-rate runs on the first seed
-    and the selected setting on the other seeds.
+    (the grid, then up to ``lr_edge_steps`` runs past its end where the
+    best dev AP sits) and the selected setting on the other seeds.
 
     ``bases``: ``{det: base file}``; a file that does not exist is
     pretrained first.
@@ -398,6 +431,19 @@ def make_tasks(detectors: Sequence[str], shifts: Sequence[str],
                             f'{__name__}:tune',
                             dict(args, seed=seeds[0], lr=lr), after[det],
                             osp.join(work, METRICS)))
+                    if len(lrs) > 1:
+                        # the grid's log step, e.g. 10 for factors 0.1 1 10
+                        step = (max(lrs) / min(lrs))**(1 / (len(lrs) - 1))
+                        for i in range(1, lr_edge_steps + 1):
+                            name = f'k{k}_seed{seeds[0]}_edge{i}'
+                            work = osp.join(folder, name)
+                            first.append(GridTask(
+                                f'{det} {shift} {method} {name}', work,
+                                f'{__name__}:tune',
+                                dict(args, seed=seeds[0], edge_step=step,
+                                     edge_of=[t.result_file for t in first]),
+                                tuple(t.name for t in first),
+                                osp.join(work, METRICS)))
                     tasks += first
                     for seed in seeds[1:]:
                         if len(lrs) == 1:
@@ -428,6 +474,8 @@ def final_rows(rows: Sequence[Dict]) -> List[Dict]:
     out = []
     cells = {}
     for r in rows:
+        if r.get('skipped'):
+            continue
         cells.setdefault((r['detector'], r['shift'], r['key'], r['shots']),
                          []).append(r)
     for cell in cells.values():
@@ -443,6 +491,29 @@ def final_rows(rows: Sequence[Dict]) -> List[Dict]:
     return out
 
 
+def lr_grids(rows: Sequence[Dict]) -> List[Dict]:
+    """Per tuned (detector, shift, method, k) with more than one learning
+    rate: the ones tried on the first seed, how many the grid had (the rest
+    came from going past its end) and the selected one."""
+    cells = {}
+    for r in rows:
+        if r['key'] != 'zero_shot' and r.get('lr') not in (None, ''):
+            cells.setdefault((r['detector'], r['shift'], r['key'],
+                              r['shots']), []).append(r)
+    out = []
+    for cell in cells.values():
+        seed = sorted({r['seed'] for r in cell})[0]
+        first = [r for r in cell if r['seed'] == seed]
+        tried = sorted({float(r['lr']) for r in first})
+        if len(tried) < 2:
+            continue
+        recipe = cell[0].get('recipe_lr') or tried[0]
+        grid = sum(not r.get('edge') for r in first)
+        out.append(dict(tried=tried, grid=grid,
+                        chosen=select_lr(first, recipe)))
+    return out
+
+
 def _cell(rows, key='AP', digits=3) -> str:
     mean, std, _ = mean_std([r.get(key) for r in rows])
     return format_mean_std(mean, std, digits) if mean is not None else '–'
@@ -450,6 +521,7 @@ def _cell(rows, key='AP', digits=3) -> str:
 
 def shift_table(rows: Sequence[Dict], shots_list: Sequence[int]) -> List[str]:
     """Markdown lines: one row per method of one (detector, shift)."""
+    shots_list = sorted(shots_list)
     big = max(shots_list)
     header = ('| method | trainable | ' + ' | '.join(
         f'AP k={k} | lr k={k}' for k in shots_list) +
@@ -508,6 +580,15 @@ def write_report(rows: List[Dict], shots_list: Sequence[int], out_dir: str,
             f'Schedule check: in {within} of {len(flat)} reported runs the '
             f'mean loss of the last tenth of training is within 5 % of the '
             f'tenth before.')
+    grids = lr_grids(rows)
+    if grids:
+        extended = sum(len(g['tried']) > g['grid'] for g in grids)
+        at_end = sum(g['chosen'] in (min(g['tried']), max(g['tried']))
+                     for g in grids)
+        lines.append(
+            f'Learning rates: {extended} of {len(grids)} cells went past the '
+            f'end of their grid (the best dev AP sat there); {at_end} are '
+            f'still selected at an end of the learning rates they tried.')
     off = [r['prompts_off_max_diff'] for r in tuned
            if r.get('prompts_off_max_diff') is not None]
     if off:
@@ -568,4 +649,5 @@ __all__ = ['DETECTORS', 'DEFAULT_SHOTS', 'DEFAULT_SEEDS',
            'DEFAULT_LR_FACTORS', 'DEFAULT_ITERS', 'apply_method',
            'apply_shift', 'make_tasks', 'prepare_data', 'write_report',
            'sort_rows', 'is_pretrain', 'transfer_config', 'suite_methods',
-           'select_lr', 'final_rows', 'set_corpus_root']
+           'select_lr', 'next_edge_lr', 'lr_grids', 'final_rows',
+           'set_corpus_root', 'DEFAULT_LR_EDGE_STEPS']
