@@ -16,7 +16,7 @@ demo="${DEMO:-transfer}"
 if [ "$demo" = transfer ]; then
   "$py" tools/transfer_benchmark.py --detectors gdino --shifts realignment \
       --methods zero_shot sdpt text --shots 10 --seeds 3 30 \
-      --lr sdpt=0.1 text=0.1 --workers 2 --work-dir work_dirs/transfer_demo
+      --lr sdpt=1 text=0.01 --workers 2 --work-dir work_dirs/transfer_demo
   echo "demo done: table in work_dirs/transfer_demo/transfer.md"
   exit 0
 fi
