@@ -3,7 +3,7 @@
 #   scripts/demo.sh              the transfer suite's demo subset: the shipped tiny
 #                                Grounding DINO base, the realignment shift at k=10,
 #                                zero-shot vs SDPT vs CoOp text prompts at the learning
-#                                rates the suite selected, 2 seeds (about 5 min on 2 cores)
+#                                rates the suite selected, 2 seeds (about 2 min on 2 cores)
 #   DEMO=glip scripts/demo.sh    the pipeline on the tiny GLIP with a random base
 #   DEMO=gdino scripts/demo.sh   the same on the tiny Grounding DINO
 set -euo pipefail

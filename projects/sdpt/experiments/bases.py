@@ -3,7 +3,7 @@
 A base is a detector trained from random weights on the synthetic corpus's
 source domain (``configs/transfer/pretrain_<det>_tiny_synthetic.py``, every
 parameter trains). The project ships the bases it reports on in
-``checkpoints/synthetic/`` (fp16, ~26 MB each), so that every machine tunes
+``checkpoints/synthetic/`` (fp16, at most 30 MB each), so that every machine tunes
 from the very same weights: CPU float results depend on the instruction set
 and the thread count, so retraining elsewhere gives a close, not an equal,
 base.
