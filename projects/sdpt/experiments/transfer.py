@@ -468,24 +468,27 @@ def is_pretrain(task: GridTask) -> bool:
 
 
 # ---- report --------------------------------------------------------------
+def _tuned_cells(rows: Sequence[Dict]):
+    """Per tuned (detector, shift, method, k): ``(cell, first, chosen)``,
+    its runs, those of its first seed (the learning-rate runs) and the lr
+    selected on dev among them. Skipped extensions are not runs."""
+    cells = {}
+    for r in rows:
+        if r.get('key') != 'zero_shot' and r.get('lr') not in (None, ''):
+            cells.setdefault((r['detector'], r['shift'], r['key'],
+                              r['shots']), []).append(r)
+    for cell in cells.values():
+        seed = sorted({r['seed'] for r in cell})[0]
+        first = [r for r in cell if r['seed'] == seed]
+        recipe = cell[0].get('recipe_lr') or float(first[0]['lr'])
+        yield cell, first, select_lr(first, recipe)
+
+
 def final_rows(rows: Sequence[Dict]) -> List[Dict]:
     """Per (detector, shift, method, k): the rows of the selected lr (every
     seed), with ``selected`` set; zero-shot rows as they are."""
-    out = []
-    cells = {}
-    for r in rows:
-        if r.get('skipped'):
-            continue
-        cells.setdefault((r['detector'], r['shift'], r['key'], r['shots']),
-                         []).append(r)
-    for cell in cells.values():
-        if cell[0]['key'] == 'zero_shot':
-            out += cell
-            continue
-        seeds = sorted({r['seed'] for r in cell})
-        first = [r for r in cell if r['seed'] == seeds[0]]
-        recipe = cell[0].get('recipe_lr') or float(first[0]['lr'])
-        chosen = select_lr(first, recipe)
+    out = [r for r in rows if r.get('key') == 'zero_shot']
+    for cell, _, chosen in _tuned_cells(rows):
         out += [dict(r, selected=True) for r in cell
                 if float(r['lr']) == chosen]
     return out
@@ -495,22 +498,12 @@ def lr_grids(rows: Sequence[Dict]) -> List[Dict]:
     """Per tuned (detector, shift, method, k) with more than one learning
     rate: the ones tried on the first seed, how many the grid had (the rest
     came from going past its end) and the selected one."""
-    cells = {}
-    for r in rows:
-        if r['key'] != 'zero_shot' and r.get('lr') not in (None, ''):
-            cells.setdefault((r['detector'], r['shift'], r['key'],
-                              r['shots']), []).append(r)
     out = []
-    for cell in cells.values():
-        seed = sorted({r['seed'] for r in cell})[0]
-        first = [r for r in cell if r['seed'] == seed]
+    for _, first, chosen in _tuned_cells(rows):
         tried = sorted({float(r['lr']) for r in first})
-        if len(tried) < 2:
-            continue
-        recipe = cell[0].get('recipe_lr') or tried[0]
-        grid = sum(not r.get('edge') for r in first)
-        out.append(dict(tried=tried, grid=grid,
-                        chosen=select_lr(first, recipe)))
+        if len(tried) > 1:
+            out.append(dict(tried=tried, chosen=chosen,
+                            grid=sum(not r.get('edge') for r in first)))
     return out
 
 
