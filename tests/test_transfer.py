@@ -614,6 +614,34 @@ def test_make_tasks_with_a_fixed_lr_selects_nothing(tmp_path):
         assert t.after == () and t.name.endswith('lr0.05')
 
 
+def test_finished_rows_leave_out_cells_with_runs_to_do(tmp_path):
+    from projects.sdpt.experiments.grid import GridTask
+    from projects.sdpt.experiments.transfer import finished_rows
+    from projects.sdpt.utils.io import atomic_write_json
+
+    def task(name, result, **args):
+        work = tmp_path / name
+        if result is not None:
+            atomic_write_json(result, str(work / 'metrics.json'))
+        return GridTask(name, str(work), 'm:tune',
+                        dict(det='gdino', shift='vocabulary', **args),
+                        result_file=str(work / 'metrics.json'))
+
+    tasks = [
+        task('zero', dict(AP=0.2), shots=1),
+        task('a1', dict(AP=0.5), method='sdpt', shots=1),
+        task('a2', dict(skipped='inside the grid', lr=None),
+             method='sdpt', shots=1),
+        task('b1', dict(AP=0.6), method='sdpt', shots=10),
+        task('b2', None, method='sdpt', shots=10),
+        task('c1', None, method='text', shots=1),
+    ]
+    report = finished_rows(tasks)
+    assert report['rows'] == [dict(AP=0.2), dict(AP=0.5)]
+    assert (report['cells'], report['unfinished'],
+            report['runs_left']) == (2, 2, 2)
+
+
 def test_make_tasks_pretrains_a_missing_base_before_everything(tmp_path):
     from projects.sdpt.experiments import transfer as tb
     from projects.sdpt.experiments.bases import base_meta_file
@@ -775,4 +803,16 @@ def test_tool_pretrains_tunes_diagnoses_reports_and_skips(tmp_path):
     assert proc.stdout.count('[cached]') == 5
     assert [osp.getmtime(p) for p in [base] + [
         f / 'metrics.json' for f in metrics]] == mtimes
+    assert (runs / 'transfer.csv').read_text() == csv_text
+
+    # A report while another method is still to run: its cell is left out
+    # whole and nothing trains.
+    report_only = args[:args.index('sdpt') + 1] + ['text'] + \
+        args[args.index('sdpt') + 1:] + ['--report-only']
+    proc = subprocess.run(report_only, capture_output=True, text=True,
+                          timeout=300, env=env, cwd=REPO_ROOT)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert '2 cells reported (5 runs), 1 left out with 4 runs to do' in \
+        proc.stdout
+    assert not (runs / 'gdino' / 'vocabulary' / 'text').exists()
     assert (runs / 'transfer.csv').read_text() == csv_text

@@ -13,9 +13,12 @@ Tunes from the shipped bases (checkpoints/synthetic/; --pretrain trains them
 again, deterministically, into WORK_DIR/bases/), writes the corpus and its
 few-shot splits, runs every (method, shift, k): each learning rate on the
 first seed (one log step past the grid's end, up to --lr-edge-steps times,
-where the best dev AP sits there), the one best on dev on the other seeds, and writes transfer.md /
-.csv and one ap_vs_trainable_<shift>.png per shift to WORK_DIR. Finished runs
-are skipped. See projects/sdpt/experiments/transfer.py for the protocol.
+where the best dev AP sits there), the one best on dev on the other seeds,
+and writes transfer.md / .csv and one ap_vs_trainable_<shift>.png per shift
+to WORK_DIR. Finished runs are skipped. --report-only trains nothing: it
+writes the report from the finished cells of the requested suite (e.g. while
+another process runs the rest). See projects/sdpt/experiments/transfer.py
+for the protocol.
 """
 import argparse
 import os
@@ -77,6 +80,9 @@ def parse_args(argv=None):
                         metavar='DET=N', help='pretraining iterations, '
                         f'default {bases.DEFAULT_PRETRAIN_ITERS}')
     parser.add_argument('--workers', type=int, default=2)
+    parser.add_argument('--report-only', action='store_true',
+                        help='train nothing: report the finished cells of '
+                        'this suite (cells with runs to do are left out)')
     parser.add_argument('--root', default='data/synthetic')
     parser.add_argument('--work-dir', default='work_dirs/transfer')
     return parser.parse_args(argv)
@@ -99,33 +105,37 @@ def main(argv=None):
         else:
             base_files[det] = shipped
     start = time.time()
-    try:
-        transfer.prepare_data(root, args.shifts, args.shots, args.seeds)
-    except RuntimeError as err:
-        raise SystemExit(f'error: {err}')
+    if not args.report_only:
+        try:
+            transfer.prepare_data(root, args.shifts, args.shots, args.seeds)
+        except RuntimeError as err:
+            raise SystemExit(f'error: {err}')
     tasks = transfer.make_tasks(
         args.detectors, args.shifts, args.methods, args.shots, args.seeds,
         args.lr_factors, fixed_lrs, args.iters, root, work_root, base_files,
         iters, args.lr_edge_steps)
-    todo = [t for t in tasks if t.cached_result() is None]
-    log_file = osp.join(work_root, 'workers.log')
-    for det, path in base_files.items():
-        print(f'{det} base: {osp.relpath(path)}', flush=True)
-    print(f'{sum(map(transfer.is_pretrain, todo))} base(s) to pretrain, '
-          f'{len(tasks)} tasks ({len(tasks) - len(todo)} finished), '
-          f'{args.workers} workers; their log: {log_file}', flush=True)
-    results, failures = run_grid(tasks, args.workers, log_file,
-                                 threads=transfer.RUN_THREADS)
-    rows = [results[t.name] for t in tasks
-            if t.name in results and not transfer.is_pretrain(t)
-            and not results[t.name].get('skipped')]
+    failures = []
+    if not args.report_only:
+        todo = [t for t in tasks if t.cached_result() is None]
+        log_file = osp.join(work_root, 'workers.log')
+        for det, path in base_files.items():
+            print(f'{det} base: {osp.relpath(path)}', flush=True)
+        print(f'{sum(map(transfer.is_pretrain, todo))} base(s) to pretrain, '
+              f'{len(tasks)} tasks ({len(tasks) - len(todo)} finished), '
+              f'{args.workers} workers; their log: {log_file}', flush=True)
+        _, failures = run_grid(tasks, args.workers, log_file,
+                               threads=transfer.RUN_THREADS)
+    report = transfer.finished_rows(tasks)
+    rows = report['rows']
     if rows:
         meta = {transfer.DETECTOR_NAMES[det]: bases.base_info(path)
                 for det, path in base_files.items()}
         print(transfer.write_report(rows, args.shots, work_root, meta))
-    print(f'{len(rows)} runs, {len(failures)} failed, '
-          f'{(time.time() - start) / 60:.1f} min; tables and plots in '
-          f'{work_root}')
+    print(f"{report['cells']} cells reported ({len(rows)} runs)" + (
+        f", {report['unfinished']} left out with {report['runs_left']} runs "
+        f"to do" if report['unfinished'] else '') +
+        f', {len(failures)} failed, {(time.time() - start) / 60:.1f} min; '
+        f'tables and plots in {work_root}')
     for task, error in failures:
         print(f'  FAILED {task.name}: {error}')
     return 1 if failures else 0

@@ -468,6 +468,36 @@ def is_pretrain(task: GridTask) -> bool:
 
 
 # ---- report --------------------------------------------------------------
+def finished_rows(tasks: Sequence[GridTask]) -> Dict:
+    """The results of the suite's cells whose every run has finished, for a
+    report while (or without) running the rest.
+
+    A cell is one zero-shot evaluation, or one (detector, shift, method, k)
+    with its learning-rate runs and seeds: a cell with runs still to do is
+    left out whole, so that no table mixes a finished cell with half of one.
+    Returns ``dict(rows=..., cells=n_finished, unfinished=n_cells_left_out,
+    runs_left=n_runs_to_do)``.
+    """
+    cells = {}
+    for task in tasks:
+        if is_pretrain(task):
+            continue
+        a = task.args
+        key = (a['det'], a['shift'], a.get('method', 'zero_shot'),
+               a.get('shots') if 'method' in a else None)
+        cells.setdefault(key, []).append(task.cached_result())
+    rows, unfinished, runs_left = [], 0, 0
+    for results in cells.values():
+        missing = sum(r is None for r in results)
+        if missing:
+            unfinished += 1
+            runs_left += missing
+        else:
+            rows += [r for r in results if not r.get('skipped')]
+    return dict(rows=rows, cells=len(cells) - unfinished,
+                unfinished=unfinished, runs_left=runs_left)
+
+
 def _tuned_cells(rows: Sequence[Dict]):
     """Per tuned (detector, shift, method, k): ``(cell, first, chosen)``,
     its runs, those of its first seed (the learning-rate runs) and the lr
@@ -643,4 +673,4 @@ __all__ = ['DETECTORS', 'DEFAULT_SHOTS', 'DEFAULT_SEEDS',
            'apply_shift', 'make_tasks', 'prepare_data', 'write_report',
            'sort_rows', 'is_pretrain', 'transfer_config', 'suite_methods',
            'select_lr', 'next_edge_lr', 'lr_grids', 'final_rows',
-           'set_corpus_root', 'DEFAULT_LR_EDGE_STEPS']
+           'set_corpus_root', 'DEFAULT_LR_EDGE_STEPS', 'finished_rows']
