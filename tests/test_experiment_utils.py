@@ -3,6 +3,7 @@ files, the AP-vs-parameters plot and the grid runner."""
 import json
 import math
 import os
+import stat
 import statistics
 
 import pytest
@@ -41,6 +42,16 @@ def test_metric_picker_reads_coco_and_lvis_keys():
     assert pick_metrics(lvis) == dict(AP=0.2, AP50=0.4)
     assert find_metric_key(['loss'], 'AP') is None
     assert pick_metrics({}) == dict(AP=None, AP50=None)
+
+
+def test_atomic_write_gives_the_file_the_usual_mode(tmp_path):
+    path = str(tmp_path / 'm.json')
+    old = os.umask(0o022)
+    try:
+        atomic_write_json(dict(a=1), path)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o644
 
 
 def test_atomic_json_leaves_the_old_file_on_failure(tmp_path):

@@ -20,6 +20,11 @@ def atomic_write(path: str, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(
         prefix=f'.{osp.basename(path)}.', suffix='.tmp', dir=directory)
     try:
+        # mkstemp creates the file private (0600); give it the mode any
+        # new file gets here (0666 less the umask), as open() would.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         with os.fdopen(fd, 'wb') as f:
             f.write(data)
             f.flush()
