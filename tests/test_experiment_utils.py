@@ -8,7 +8,8 @@ import statistics
 
 import pytest
 
-from projects.sdpt.evaluation.plots import plot_ap_vs_trainable
+from projects.sdpt.evaluation.plots import (plot_ap_vs_trainable,
+                                            point_names)
 from projects.sdpt.evaluation.statistics import (find_metric_key,
                                                  format_mean_std, mean_std,
                                                  pick_metrics)
@@ -74,6 +75,24 @@ def test_plot_ap_vs_trainable(tmp_path):
                   dict(label='SDPT', series='k=3', trainable=3000, AP=None)],
          'empty': []}, str(tmp_path / 'plot.png'))
     assert os.path.getsize(out) > 1000
+
+
+def test_crowded_plots_number_their_points_and_name_them_in_a_key(tmp_path):
+    few = [('SDPT', 300), ('CoOp', 30)]
+    assert point_names(few) == ({k: k[0] for k in few}, [])
+    many = [(f'method {i}', 10 * (12 - i)) for i in range(12)]
+    names, key = point_names(many)
+    # numbered from the fewest trainable parameters (the left of the plot)
+    assert names[('method 11', 10)] == '1' and names[('method 0', 120)] == '12'
+    assert key[0] == '1  method 11' and len(key) == 12
+    points = [dict(label=label, series='k=10', trainable=n, AP=0.5)
+              for label, n in many]
+    import matplotlib.image
+    sizes = []
+    for name, pts in (('few', points[:3]), ('many', points)):
+        out = plot_ap_vs_trainable({'panel': pts}, str(tmp_path / f'{name}.png'))
+        sizes.append(matplotlib.image.imread(out).shape[1])
+    assert sizes[1] > sizes[0]  # room for the key
 
 
 # ---- grid runner: task functions run in spawned workers --------------------

@@ -2,7 +2,7 @@
 parameters for experiment tables, and per-class AP bars for reports."""
 import os
 import os.path as osp
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 
 def _pyplot():
@@ -10,6 +10,27 @@ def _pyplot():
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     return plt
+
+
+#: Up to this many methods in a panel are named beside their points; more
+#: would overlap, so they are numbered and named in a key beside the axes.
+MAX_NAMED_POINTS = 8
+
+
+def point_names(keys: List[Tuple[str, int]],
+                max_named: int = MAX_NAMED_POINTS
+                ) -> Tuple[Dict[Tuple[str, int], str], List[str]]:
+    """What to write beside each ``(label, trainable)`` point, and the key.
+
+    Few points: their labels and no key. More than ``max_named``: numbers
+    in order of trainable parameters (left to right on the plot) and key
+    lines ``'<n>  <label>'``.
+    """
+    if len(keys) <= max_named:
+        return {key: key[0] for key in keys}, []
+    ordered = sorted(keys, key=lambda key: (key[1], key[0]))
+    names = {key: str(i) for i, key in enumerate(ordered, 1)}
+    return names, [f'{names[key]}  {key[0]}' for key in ordered]
 
 
 def plot_ap_vs_trainable(panels: Dict[str, List[Dict]], out_file: str,
@@ -21,10 +42,17 @@ def plot_ap_vs_trainable(panels: Dict[str, List[Dict]], out_file: str,
     detector or k), ``trainable``, ``AP`` and optionally ``AP_std`` (an error
     bar). Points that train nothing (zero-shot) cannot sit on a log axis:
     they are drawn as a dashed horizontal line. Each (label, trainable) is
-    named once, at its highest point.
+    named once, at its highest point (numbered, with a key beside the axes,
+    when there are more than ``MAX_NAMED_POINTS``).
     """
     plt = _pyplot()
-    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.5),
+    crowded = any(
+        len({(p['label'], p['trainable']) for p in points
+             if p['trainable'] and p.get('AP') is not None}) >
+        MAX_NAMED_POINTS for points in panels.values())
+    width = 6.5 + (3.0 if crowded else 0.0)
+    fig, axes = plt.subplots(1, len(panels),
+                             figsize=(width * len(panels), 4.5),
                              squeeze=False)
     colours = plt.rcParams['axes.prop_cycle'].by_key()['color']
     for ax, (title, points) in zip(axes[0], panels.items()):
@@ -43,9 +71,14 @@ def plot_ap_vs_trainable(panels: Dict[str, List[Dict]], out_file: str,
                         fmt='o', color=colour, capsize=3)
             key = (p['label'], p['trainable'])
             top[key] = max(top.get(key, p['AP']), p['AP'])
-        for (label, trainable), ap in top.items():
-            ax.annotate(label, (trainable, ap), textcoords='offset points',
-                        xytext=(4, 4), fontsize=7)
+        names, key_lines = point_names(list(top))
+        for key, ap in top.items():
+            ax.annotate(names[key], (key[1], ap),
+                        textcoords='offset points', xytext=(4, 4),
+                        fontsize=7)
+        if key_lines:
+            ax.text(1.02, 1.0, '\n'.join(key_lines), transform=ax.transAxes,
+                    va='top', ha='left', fontsize=7)
         for i, name in enumerate(series):
             ax.plot([], [], 'o', color=colours[i % len(colours)], label=name)
         if top:
