@@ -83,14 +83,16 @@ def test_crowded_plots_number_their_points_and_name_them_in_a_key(tmp_path):
     many = [(f'method {i}', 10 * (12 - i)) for i in range(12)]
     names, key = point_names(many)
     # numbered from the fewest trainable parameters (the left of the plot)
-    assert names[('method 11', 10)] == '1' and names[('method 0', 120)] == '12'
+    assert names[('method 11', 10)] == '1'
+    assert names[('method 0', 120)] == '12'
     assert key[0] == '1  method 11' and len(key) == 12
     points = [dict(label=label, series='k=10', trainable=n, AP=0.5)
               for label, n in many]
     import matplotlib.image
     sizes = []
     for name, pts in (('few', points[:3]), ('many', points)):
-        out = plot_ap_vs_trainable({'panel': pts}, str(tmp_path / f'{name}.png'))
+        out = plot_ap_vs_trainable({'panel': pts},
+                                   str(tmp_path / f'{name}.png'))
         sizes.append(matplotlib.image.imread(out).shape[1])
     assert sizes[1] > sizes[0]  # room for the key
 

@@ -24,7 +24,7 @@ def atomic_write(path: str, data: bytes) -> None:
         # new file gets here (0666 less the umask), as open() would.
         umask = os.umask(0)
         os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
+        os.fchmod(fd, 0o666 & ~umask)
         with os.fdopen(fd, 'wb') as f:
             f.write(data)
             f.flush()
