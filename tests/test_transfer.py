@@ -240,7 +240,7 @@ def test_corpus_is_deterministic_and_idempotent(corpus, tmp_path):
     files = sorted(
         osp.relpath(osp.join(d, f), tmp_path)
         for d, _, names in os.walk(tmp_path) for f in names
-        if f.endswith('.json') and not d.endswith('bert'))
+        if f.endswith('.json') and not osp.basename(d).startswith('bert'))
     assert len(files) == 2 + 4 * 3 + 2  # + the two oracle files
     for rel in files:
         assert filecmp.cmp(tmp_path / rel, corpus / rel, shallow=False), rel
@@ -258,15 +258,20 @@ def test_corpus_is_deterministic_and_idempotent(corpus, tmp_path):
     assert _coco(other / 'source', 'val') != _coco(corpus / 'source', 'val')
 
 
-def test_tiny_bert_reads_every_corpus_word_as_one_token(corpus):
-    from transformers import BertTokenizer
+def test_tiny_berts_read_every_corpus_word_as_one_token(corpus):
+    from transformers import BertConfig, BertTokenizer
 
-    from projects.sdpt.datasets.synthetic.corpus import corpus_words
-    tokenizer = BertTokenizer.from_pretrained(str(corpus / 'bert'))
+    from projects.sdpt.datasets.synthetic.corpus import (CORPUS_BERTS,
+                                                         corpus_words)
     words = corpus_words()
     assert {'crimson', 'jade', 'azure', 'amber', 'red', 'cross'} <= set(words)
-    for word in words:
-        assert tokenizer.tokenize(word) == [word]
+    for name, hidden_size in CORPUS_BERTS.items():
+        tokenizer = BertTokenizer.from_pretrained(str(corpus / name))
+        for word in words:
+            assert tokenizer.tokenize(word) == [word]
+        config = BertConfig.from_pretrained(str(corpus / name))
+        assert config.hidden_size == hidden_size
+        assert config.hidden_size // config.num_attention_heads == 64
 
 
 # ---- configs ----------------------------------------------------------------
@@ -353,7 +358,8 @@ def test_apply_shift_and_corpus_root_move_every_path(det, tmp_path):
     # no path is left at the default corpus root, the text encoder included
     flat = json.dumps(cfg.to_dict(), default=str)
     assert 'data/synthetic/' not in flat.replace(root, '')
-    assert cfg.model.detector.language_model.name == f'{root}/bert'
+    text_encoder = {'gdino': 'bert', 'glip': 'bert_h256'}[det]
+    assert cfg.model.detector.language_model.name == f'{root}/{text_encoder}'
 
 
 def _without_method(cfg):
@@ -448,6 +454,67 @@ def test_head_ablations_build_and_train_the_head(det, corpus):
         prompts = {n for n in trainable if n.startswith('prompt_tuning.')}
         assert in_head and trainable == in_head | prompts
         assert bool(prompts) == (name == 'sdpt_with_head')
+
+
+def test_glip_transfer_base_is_glip_with_a_narrower_fusion(corpus):
+    """The GLIP of the transfer suite: mmdet's GLIP whose VLFuse blocks
+    take the text encoder's width (256) and a 1024-wide attention, small
+    enough that its fp16 base fits in the repository (30 MB); SDPT finds
+    the fusion layer and its tokens get gradients through it."""
+    import torch
+    from mmdet.models.utils.vlfuse_helper import VLFuse
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+
+    from projects.sdpt.experiments import transfer as tb
+    from projects.sdpt.models import SizedATSSVLFusionHead
+    register_all_modules()
+    cfg = tb.set_corpus_root(_cfg('glip'), str(corpus))
+    model = MODELS.build(cfg.model)
+    head = model.bbox_head
+    assert isinstance(head, SizedATSSVLFusionHead)
+    fuses = [m for m in head.modules() if isinstance(m, VLFuse)]
+    assert len(fuses) == 1
+    attn = fuses[0].b_attn.attn
+    assert (attn.v_dim, attn.l_dim, attn.embed_dim, attn.num_heads) == (
+        256, 256, 1024, 8)
+    detector_params = sum(p.numel() for n, p in model.named_parameters()
+                          if not n.startswith('prompt_tuning.'))
+    assert 2 * detector_params < 30e6
+    prototypes = model.prompt_tuning.prototypes
+    assert [p.tokens.shape for p in prototypes.values()] == [(16, 1024)]
+
+    # one training step: a finite loss and gradients on the tokens only
+    from mmdet.structures import DetDataSample
+    from mmengine.structures import InstanceData
+    sample = DetDataSample(metainfo=dict(
+        img_shape=(64, 64), ori_shape=(64, 64), pad_shape=(64, 64),
+        scale_factor=(1.0, 1.0), batch_input_shape=(64, 64)))
+    sample.text = tuple(cfg.metainfo['classes'])
+    sample.gt_instances = InstanceData(
+        bboxes=torch.tensor([[8., 8., 30., 30.]]), labels=torch.tensor([1]))
+    model.train()
+    losses = model.loss(torch.randn(1, 3, 64, 64), [sample])
+    total = sum(v.sum() for k, v in losses.items() if 'loss' in k)
+    assert torch.isfinite(total)
+    total.backward()
+    grads = {n for n, p in model.named_parameters() if p.grad is not None}
+    assert grads and all(n.startswith('prompt_tuning.') for n in grads)
+
+
+def test_sized_glip_head_needs_fusion_and_divisible_heads(corpus):
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+
+    from projects.sdpt.experiments import transfer as tb
+    register_all_modules()
+    import projects.sdpt  # noqa: F401
+    head = tb.set_corpus_root(_cfg('glip'), str(corpus)).model.detector[
+        'bbox_head']
+    with pytest.raises(ValueError, match='multiple of'):
+        MODELS.build(dict(head, fusion_num_heads=7))
+    with pytest.raises(ValueError, match='early_fuse=True'):
+        MODELS.build(dict(head, early_fuse=False))
 
 
 # ---- the protocol -----------------------------------------------------------

@@ -8,11 +8,20 @@
 _base_ = '../demo/sdpt_glip_tiny_demo.py'
 
 corpus_root = 'data/synthetic/'
-lang_model_name = corpus_root + 'bert'
+# Sized for a base trained from scratch and shipped in the repository (fp16
+# under 30 MB, 9 M parameters): the corpus's 256-wide text encoder (GLIP's
+# VLFuse, the head's Bert layer and the alignment scores all work at the text
+# width) and a fusion attention 1024 wide, wider than either modality as
+# GLIP-T's 2048 is (SizedATSSVLFusionHead; mmdet builds VLFuse at 256 / 768 /
+# 2048 whatever the text encoder).
+lang_model_name = corpus_root + 'bert_h256'
 model = dict(
     detector=dict(
         language_model=dict(name=lang_model_name),
         bbox_head=dict(
+            type='SizedATSSVLFusionHead',
+            fusion_embed_dim=1024,
+            fusion_num_heads=8,
             lang_model_name=lang_model_name,
             num_classes=16,
             # GLIP's anchors (8 x stride: 64 px at stride 8) are larger than

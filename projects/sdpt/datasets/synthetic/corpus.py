@@ -37,7 +37,9 @@ detection-data pretraining (``"red circle. green square. ..."``).
 ``make_synthetic_corpus(root)`` writes, idempotently::
 
     root/bert/                           tiny BERT whose vocabulary has every
-                                         word of every phrase
+                                         word of every phrase (hidden 768:
+                                         Grounding DINO's base)
+    root/bert_h256/                      the same at hidden 256 (GLIP's base)
     root/source/{train,val}/*.png        + annotations/instances_<split>.json
     root/shifts/<shift>/{train,dev,test}/*.png  + annotations/...
 """
@@ -108,6 +110,10 @@ SHIFTS = {
                                        'yellow circle', 'green circle')),
     )
 }
+# The corpus's text encoders, by folder: each base's language model starts
+# from one (random weights; pretraining trains them). GLIP's VLFuse and head
+# work at the text width, so a narrower one keeps its base under 30 MB.
+CORPUS_BERTS = {'bert': 768, 'bert_h256': 256}
 SOURCE_SPLITS = ('train', 'val')
 SHIFT_SPLITS = ('train', 'dev', 'test')
 DEFAULT_COUNTS = {
@@ -256,12 +262,14 @@ def make_synthetic_corpus(root: str = 'data/synthetic',
     """Write the tiny BERT, the source domain and the ``shifts`` under
     ``root`` (idempotent: finished splits are kept)."""
     counts = counts or DEFAULT_COUNTS
-    bert_dir = osp.join(root, 'bert')
-    if not osp.exists(osp.join(bert_dir, 'config.json')):
-        tmp = bert_dir + '.tmp'
-        shutil.rmtree(tmp, ignore_errors=True)
-        make_tiny_bert(tmp, extra_words=corpus_words())
-        os.replace(tmp, bert_dir)
+    for name, hidden_size in CORPUS_BERTS.items():
+        bert_dir = osp.join(root, name)
+        if not osp.exists(osp.join(bert_dir, 'config.json')):
+            tmp = bert_dir + '.tmp'
+            shutil.rmtree(tmp, ignore_errors=True)
+            make_tiny_bert(tmp, hidden_size=hidden_size,
+                           extra_words=corpus_words())
+            os.replace(tmp, bert_dir)
     # Different seeds per (domain, split) keep the splits disjoint draws.
     for split in SOURCE_SPLITS:
         write_split(osp.join(root, 'source'), split,

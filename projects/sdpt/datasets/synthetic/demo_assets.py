@@ -58,7 +58,8 @@ def make_tiny_bert(out_dir: str,
         vocab_size=len(tokenizer.vocab),
         hidden_size=hidden_size,
         num_hidden_layers=num_layers,
-        num_attention_heads=12,
+        # BERT's 64-wide heads (12 at 768)
+        num_attention_heads=max(1, hidden_size // 64),
         intermediate_size=512,
         max_position_embeddings=512)
     state = torch.random.get_rng_state()
