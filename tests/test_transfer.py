@@ -731,7 +731,8 @@ def test_make_tasks_pretrains_a_missing_base_before_everything(tmp_path):
 
 
 # ---- pretraining ------------------------------------------------------------
-def test_pretraining_is_deterministic_and_writes_an_fp16_base(corpus,
+@pytest.mark.parametrize('det', ['glip', 'gdino'])
+def test_pretraining_is_deterministic_and_writes_an_fp16_base(det, corpus,
                                                               tmp_path):
     import torch
     from mmdet.utils import register_all_modules
@@ -744,8 +745,8 @@ def test_pretraining_is_deterministic_and_writes_an_fp16_base(corpus,
     metas, files = [], []
     try:
         for run in ('a', 'b'):
-            out = str(tmp_path / run / 'gdino_base.pth')
-            task = bases.pretrain_task('gdino', str(corpus),
+            out = str(tmp_path / run / f'{det}_base.pth')
+            task = bases.pretrain_task(det, str(corpus),
                                        str(tmp_path / run), 4, out)
             run_task(task)  # writes the result (the base's json) as the tool
             metas.append(bases.base_info(out))
@@ -768,7 +769,9 @@ def test_pretraining_is_deterministic_and_writes_an_fp16_base(corpus,
     # the detector's own weights, ready for load_from
     assert not any(k.startswith(('prompt_tuning.', 'detector.'))
                    for k in saved)
-    assert any(k.startswith('encoder.fusion_layers.') for k in saved)
+    fusion = {'gdino': 'encoder.fusion_layers.',
+              'glip': 'bbox_head.head.dyhead_tower.0.b_attn.'}[det]
+    assert any(k.startswith(fusion) for k in saved)
 
 
 # ---- the tool ---------------------------------------------------------------
