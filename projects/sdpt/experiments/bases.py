@@ -26,7 +26,7 @@ from ..utils.io import atomic_write, read_json
 from .grid import GridTask
 
 SHIPPED_DIR = osp.join(REPO_ROOT, 'checkpoints', 'synthetic')
-DEFAULT_PRETRAIN_ITERS = {'glip': 1200, 'gdino': 6000}
+DEFAULT_PRETRAIN_ITERS = {'glip': 4000, 'gdino': 6000}
 PRETRAIN_THREADS = 1
 VAL_POINTS = 8
 
