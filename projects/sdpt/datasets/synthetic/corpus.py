@@ -259,7 +259,7 @@ def make_synthetic_corpus(root: str = 'data/synthetic',
                           counts: Dict[str, Dict[str, int]] = None,
                           size: int = 64, seed: int = 0,
                           shifts: Sequence[str] = tuple(SHIFTS)) -> str:
-    """Write the tiny BERT, the source domain and the ``shifts`` under
+    """Write the tiny BERTs, the source domain and the ``shifts`` under
     ``root`` (idempotent: finished splits are kept)."""
     counts = counts or DEFAULT_COUNTS
     for name, hidden_size in CORPUS_BERTS.items():
