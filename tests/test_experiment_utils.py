@@ -135,3 +135,34 @@ def test_grid_runs_skips_and_isolates_failures(tmp_path, capfd):
     assert (tmp_path / 'bad' / 'calls').read_text() == 'xx'
     assert '[cached] a: AP 0.250' in capfd.readouterr().out
     assert math.isfinite(results['a']['wall_s'])
+
+
+def holds_when_marked(task, cached):
+    """A recheck: the cached result holds while the file ``keep`` exists."""
+    return os.path.exists(os.path.join(task.work_dir, 'keep'))
+
+
+def test_grid_reruns_a_cached_result_its_recheck_rejects(tmp_path, capfd):
+    def task(name, x, after=(), recheck=None):
+        return GridTask(name=name, work_dir=str(tmp_path / name),
+                        function=f'{__name__}:square', args=dict(x=x),
+                        after=after, recheck=recheck)
+
+    recheck = f'{__name__}:holds_when_marked'
+    tasks = [task('a', 2), task('b', 3, ('a', ), recheck)]
+    log = str(tmp_path / 'workers.log')
+    run_grid(tasks, workers=1, log_file=log, threads=1)
+    (tmp_path / 'b' / 'keep').write_text('')
+    results, failures = run_grid(tasks, workers=1, log_file=log, threads=1)
+    assert not failures and results['b']['AP'] == 9
+    assert (tmp_path / 'b' / 'calls').read_text() == 'x'  # held: not rerun
+    assert '[cached] b: AP 9' in capfd.readouterr().out
+    # the recheck now rejects it: the stale result is deleted and b runs
+    (tmp_path / 'b' / 'keep').unlink()
+    results, failures = run_grid(tasks, workers=1, log_file=log, threads=1)
+    assert not failures and results['b']['AP'] == 9
+    assert (tmp_path / 'b' / 'calls').read_text() == 'xx'
+    assert (tmp_path / 'a' / 'calls').read_text() == 'x'
+    assert '[stale] b' in capfd.readouterr().out
+    assert tasks[1].holds(results['b']) is False
+    assert tasks[0].holds(results['a']) is True  # no recheck: always

@@ -551,8 +551,18 @@ def test_next_edge_lr_goes_one_step_past_the_end_where_the_best_sits():
     # inside, or a tie settled at the recipe: nothing more to try
     assert next_edge_lr([_row(1e-3, 0.2), _row(1e-2, 0.5), _row(1e-1, 0.4)],
                         1e-2, 10.0) is None
+    # a flat grid (dev APs within FLAT_DEV_AP) goes past its top, wherever
+    # the tie put the best
     assert next_edge_lr([_row(lr, 0.0) for lr in (1e-3, 1e-2, 1e-1)],
-                        1e-2, 10.0) is None
+                        1e-2, 10.0) == 1.0
+    flat = [_row(1e-3, 0.081), _row(1e-2, 0.081), _row(1e-1, 0.08)]
+    assert next_edge_lr(flat, 1e-2, 10.0) == 1.0
+    assert next_edge_lr(flat[::-1], 1e-3, 10.0) == 1.0
+    assert next_edge_lr(flat + [_row(1.0, 0.085)], 1e-2, 10.0) == 10.0
+    assert next_edge_lr(flat + [_row(1.0, 0.03)], 1e-2, 10.0) is None
+    # just past the tolerance, it is a best at the bottom again
+    assert next_edge_lr([_row(1e-3, 0.092), _row(1e-2, 0.081),
+                         _row(1e-1, 0.08)], 1e-2, 10.0) == 1e-4
     # an extension that lost puts the best inside again
     assert next_edge_lr(grid + [_row(1.0, 0.1)], 1e-2, 10.0) is None
     assert next_edge_lr(grid + [_row(1.0, 0.5)], 1e-2, 10.0) == 10.0
@@ -561,6 +571,31 @@ def test_next_edge_lr_goes_one_step_past_the_end_where_the_best_sits():
                         10.0) == 1.0
     assert next_edge_lr([_row(1e-2, 0.3)], 1e-2, 10.0) is None
     assert next_edge_lr([], 1e-2, 10.0) is None
+
+
+def test_a_cached_decision_is_rechecked_against_the_current_rules(tmp_path):
+    from projects.sdpt.experiments.grid import GridTask
+    from projects.sdpt.experiments.transfer import cached_run_holds
+    files = []
+    for lr, dev in ((1e-3, 0.081), (1e-2, 0.081), (1e-1, 0.08)):
+        files.append(str(tmp_path / f'{lr}.json'))
+        with open(files[-1], 'w') as f:
+            json.dump(_row(lr, dev), f)
+    args = dict(det='gdino', shift='vocabulary', method='sdpt', shots=1,
+                seed=3, iters=2, root=str(tmp_path), base='missing.pth')
+    edge = GridTask('edge', str(tmp_path / 'edge'), 'x:tune',
+                    dict(args, edge_step=10.0, edge_of=files))
+    # a flat grid now goes up: an old "inside, skipped" no longer holds
+    assert not cached_run_holds(edge, dict(skipped='inside', lr=None))
+    assert cached_run_holds(edge, _row(1.0, 0.07))
+    seed = GridTask('seed', str(tmp_path / 'seed'), 'x:tune',
+                    dict(args, seed=30, candidates=files))
+    assert cached_run_holds(seed, _row(1e-2, 0.5, seed=30))
+    assert not cached_run_holds(seed, _row(1e-3, 0.5, seed=30))
+    # a candidate missing: nothing to decide from, so it does not hold
+    missing = GridTask('seed', str(tmp_path / 'seed'), 'x:tune', dict(
+        args, seed=30, candidates=files + [str(tmp_path / 'none.json')]))
+    assert not cached_run_holds(missing, _row(1e-2, 0.5, seed=30))
 
 
 def test_an_extension_inside_the_grid_trains_nothing(tmp_path):
@@ -591,9 +626,10 @@ def test_lr_grids_count_extensions_and_selections_at_an_end():
     skipped = dict(skipped='inside', lr=None)
     grids = lr_grids(inside + extended + fixed +
                      [dict(_row(1e-2, 0.1, seed=30))])
-    assert grids == [dict(tried=[1e-3, 1e-2, 1e-1], grid=3, chosen=1e-2),
+    assert grids == [dict(tried=[1e-3, 1e-2, 1e-1], grid=3, chosen=1e-2,
+                          flat=False),
                      dict(tried=[1e-3, 1e-2, 1e-1, 1.0, 10.0], grid=3,
-                          chosen=10.0)]
+                          chosen=10.0, flat=False)]
     # skipped extensions are not runs
     assert final_rows(inside + [skipped]) == [
         dict(inside[1], selected=True)]
@@ -660,12 +696,15 @@ def test_make_tasks_runs_the_lr_grid_on_the_first_seed_then_the_selection(
             assert t.args['edge_step'] == pytest.approx(10.0)
             assert t.args['edge_of'] == [f.result_file for f in before]
             assert t.after == tuple(f.name for f in before)
+            assert t.recheck == tb.RECHECK
+        assert all(t.recheck is None for t in grid)
         rest = [t for t in mine if t.args['seed'] != 3]
         assert sorted(t.args['seed'] for t in rest) == [30, 300]
         for t in rest:
             assert t.name.endswith('_selected') and 'lr' not in t.args
             assert set(t.after) == {f.name for f in first}
             assert t.args['candidates'] == [f.result_file for f in first]
+            assert t.recheck == tb.RECHECK
         for t in mine:
             assert t.function.endswith(':tune')
             assert (t.args['iters'], t.args['shots']) == (2, 1)
@@ -679,6 +718,7 @@ def test_make_tasks_with_a_fixed_lr_selects_nothing(tmp_path):
     for t in tuned:
         assert t.args['lr'] == 0.05 and 'candidates' not in t.args
         assert t.after == () and t.name.endswith('lr0.05')
+        assert t.recheck is None
 
 
 def test_finished_rows_leave_out_cells_with_runs_to_do(tmp_path):

@@ -4,7 +4,11 @@ benchmark both hand it a list of :class:`GridTask` and get their results.
     results, failures = run_grid(tasks, workers=2, log_file='grid.log')
 
 - A task whose ``result_file`` exists is finished: its result is read, it is
-  not run again (so the same command completes a broken grid).
+  not run again (so the same command completes a broken grid). A task with a
+  ``recheck`` (a decision drawn from the results of the tasks in its
+  ``after``, e.g. which learning rate they select) is asked, once those have
+  finished, whether its cached result still holds; one that does not is
+  deleted and the task runs again.
 - Tasks run in a pool of ``workers`` spawned processes, ``threads`` torch
   threads each (default: the machine's cores split between them). A task
   runs only once the tasks named in its ``after`` have finished; when one of
@@ -46,6 +50,9 @@ class GridTask:
     args: Dict = field(default_factory=dict)
     after: Tuple[str, ...] = ()
     result_file: Optional[str] = None
+    #: ``'package.module:function'``, called as ``function(task, cached)``:
+    #: whether the cached result still holds
+    recheck: Optional[str] = None
 
     def __post_init__(self):
         if self.result_file is None:
@@ -53,6 +60,16 @@ class GridTask:
 
     def cached_result(self) -> Optional[Dict]:
         return read_json(self.result_file)
+
+    def holds(self, cached: Dict) -> bool:
+        """Whether ``cached`` (this task's result) still holds: always,
+        without a ``recheck``."""
+        return not self.recheck or bool(_function(self.recheck)(self, cached))
+
+
+def _function(name: str):
+    module, _, attr = name.partition(':')
+    return getattr(importlib.import_module(module), attr)
 
 
 def progress(message: str) -> None:
@@ -98,10 +115,9 @@ def run_task(task: GridTask) -> Dict:
     """Run one task in this process; write and return its result, or raise
     after writing ``error.log``."""
     os.makedirs(task.work_dir, exist_ok=True)
-    module, _, name = task.function.partition(':')
     start = time.time()
     try:
-        result = dict(getattr(importlib.import_module(module), name)(task))
+        result = dict(_function(task.function)(task))
     except BaseException:
         with open(osp.join(task.work_dir, 'error.log'), 'w') as f:
             f.write(traceback.format_exc())
@@ -127,11 +143,12 @@ def run_grid(tasks: Sequence[GridTask], workers: int = 1,
     results, failures, pending = {}, [], []
     for task in tasks:
         cached = task.cached_result()
-        if cached is not None:
+        if cached is not None and not task.recheck:
             results[task.name] = cached
             progress(f'[cached] {task.name}: {_summary(cached)}')
         else:
             pending.append(task)
+    _take_cached(pending, results)
     if not pending:
         return results, failures
     workers = max(1, min(workers, len(pending)))
@@ -147,6 +164,7 @@ def run_grid(tasks: Sequence[GridTask], workers: int = 1,
             initargs=(threads, log_file)) as pool:
         running = {}
         while pending or running:
+            _take_cached(pending, results)
             for task in list(pending):
                 if any(d in failed for d in task.after):
                     pending.remove(task)
@@ -180,7 +198,33 @@ def run_grid(tasks: Sequence[GridTask], workers: int = 1,
                                f'{osp.join(task.work_dir, "error.log")})')
                     failures.append((task, message))
                     progress(f'{status} FAILED {task.name}: {message}')
+            total = finished + len(pending) + len(running)
     return results, failures
+
+
+def _take_cached(pending: List[GridTask], results: Dict[str, Dict]) -> None:
+    """Move the rechecked tasks whose ``after`` have finished from
+    ``pending`` to ``results`` when their cached result holds; delete the
+    cached result of those where it does not (they run again)."""
+    changed = True
+    while changed:
+        changed = False
+        for task in list(pending):
+            if not task.recheck or not all(d in results
+                                           for d in task.after):
+                continue
+            cached = task.cached_result()
+            if cached is None:
+                continue
+            if task.holds(cached):
+                pending.remove(task)
+                results[task.name] = cached
+                progress(f'[cached] {task.name}: {_summary(cached)}')
+                changed = True
+            else:
+                os.remove(task.result_file)
+                progress(f'[stale] {task.name}: its inputs now decide '
+                         f'otherwise; running it again')
 
 
 def _spawn_context():

@@ -14,7 +14,11 @@ Protocol (the same for every method, ablation and shift):
    When the best dev AP sits at an end of the learning rates tried, the grid
    goes one log step further past that end, up to ``lr_edge_steps`` times
    (default 2), so that no method is reported at a learning rate its grid
-   cut off; the report counts the cells still selected at an end.
+   cut off; the report counts the cells still selected at an end. A *flat*
+   grid (every dev AP within ``FLAT_DEV_AP`` of the others) cannot tell its
+   learning rates apart, so it goes one step past its top: on these tasks a
+   flat grid means the method has not yet moved the base far enough to
+   matter (a larger step that loses puts the best inside and stops).
 3. **Seeds.** The selected setting is run on every few-shot seed (the split
    and the training seed); tables give the **test** AP as mean ± std.
 
@@ -55,9 +59,13 @@ DEFAULT_SEEDS = (3, 30, 300)
 DEFAULT_LR_FACTORS = (0.1, 1.0, 10.0)
 DEFAULT_ITERS = 200
 DEFAULT_LR_EDGE_STEPS = 2
+#: dev APs all within this of each other: the grid cannot choose
+FLAT_DEV_AP = 0.01
 #: torch threads of every run: results depend on it, so it is fixed
 RUN_THREADS = 1
 METRICS = 'metrics.json'
+#: the check of cached runs that other runs' dev APs decide
+RECHECK = f'{__name__}:cached_run_holds'
 CSV_FIELDS = [
     'detector', 'shift', 'method', 'key', 'shots', 'seed', 'lr', 'selected',
     'edge', 'dev_AP', 'AP', 'AP50', 'source_AP', 'no_fusion_AP', 'oracle_AP',
@@ -267,11 +275,38 @@ def next_edge_lr(rows: Sequence[Dict], recipe: float,
     chosen = select_lr(rows, recipe)
     if chosen is None or len(lrs) < 2:
         return None
-    if chosen == lrs[-1]:
-        return float(f'{chosen * step:.3g}')
-    if chosen == lrs[0]:
+    if chosen == lrs[0] and not is_flat(rows):
         return float(f'{chosen / step:.3g}')
+    if chosen == lrs[-1] or is_flat(rows):
+        return float(f'{lrs[-1] * step:.3g}')
     return None
+
+
+def is_flat(rows: Sequence[Dict]) -> bool:
+    """Whether the dev APs of ``rows`` (two or more) are all within
+    ``FLAT_DEV_AP`` of each other."""
+    dev = [r.get('dev_AP') for r in rows]
+    if len(dev) < 2 or None in dev:
+        return False
+    return max(dev) - min(dev) <= FLAT_DEV_AP + 1e-9
+
+
+def cached_run_holds(task: GridTask, cached: Dict) -> bool:
+    """Whether a cached run drawn from other runs' dev APs (an extension
+    past the grid, or a seed of the selected setting) is still what the
+    selection rules make of those runs now; a result that no longer holds is
+    run again (``GridTask.recheck``)."""
+    a = task.args
+    rows = [read_json(f) for f in a.get('edge_of') or a['candidates']]
+    if None in rows:
+        return False
+    recipe = recipe_lr(a['det'], a['method'])
+    wanted = (next_edge_lr(rows, recipe, a['edge_step'])
+              if 'edge_of' in a else select_lr(rows, recipe))
+    got = cached.get('lr')
+    if wanted is None or got in (None, ''):
+        return wanted is None and got in (None, '')
+    return math.isclose(float(got), wanted, rel_tol=1e-6)
 
 
 def tune(task: GridTask) -> Dict:
@@ -443,7 +478,7 @@ def make_tasks(detectors: Sequence[str], shifts: Sequence[str],
                                 dict(args, seed=seeds[0], edge_step=step,
                                      edge_of=[t.result_file for t in first]),
                                 tuple(t.name for t in first),
-                                osp.join(work, METRICS)))
+                                osp.join(work, METRICS), RECHECK))
                     tasks += first
                     for seed in seeds[1:]:
                         if len(lrs) == 1:
@@ -459,7 +494,8 @@ def make_tasks(detectors: Sequence[str], shifts: Sequence[str],
                             f'{det} {shift} {method} {name}', work,
                             f'{__name__}:tune', dict(args, seed=seed,
                                                      **extra), deps,
-                            osp.join(work, METRICS)))
+                            osp.join(work, METRICS),
+                            RECHECK if 'candidates' in extra else None))
     return tasks
 
 
@@ -485,7 +521,10 @@ def finished_rows(tasks: Sequence[GridTask]) -> Dict:
         a = task.args
         key = (a['det'], a['shift'], a.get('method', 'zero_shot'),
                a.get('shots') if 'method' in a else None)
-        cells.setdefault(key, []).append(task.cached_result())
+        result = task.cached_result()
+        if result is not None and not task.holds(result):
+            result = None  # the selection rules now want another run
+        cells.setdefault(key, []).append(result)
     rows, unfinished, runs_left = [], 0, 0
     for results in cells.values():
         missing = sum(r is None for r in results)
@@ -532,8 +571,9 @@ def lr_grids(rows: Sequence[Dict]) -> List[Dict]:
     for _, first, chosen in _tuned_cells(rows):
         tried = sorted({float(r['lr']) for r in first})
         if len(tried) > 1:
-            out.append(dict(tried=tried, chosen=chosen,
-                            grid=sum(not r.get('edge') for r in first)))
+            grid = [r for r in first if not r.get('edge')]
+            out.append(dict(tried=tried, chosen=chosen, grid=len(grid),
+                            flat=is_flat(grid)))
     return out
 
 
@@ -608,10 +648,13 @@ def write_report(rows: List[Dict], shots_list: Sequence[int], out_dir: str,
         extended = sum(len(g['tried']) > g['grid'] for g in grids)
         at_end = sum(g['chosen'] in (min(g['tried']), max(g['tried']))
                      for g in grids)
+        flat = sum(g['flat'] for g in grids)
         lines.append(
             f'Learning rates: {extended} of {len(grids)} cells went past the '
-            f'end of their grid (the best dev AP sat there); {at_end} are '
-            f'still selected at an end of the learning rates they tried.')
+            f'end of their grid (the best dev AP sat there, or the grid was '
+            f'flat: {flat} cells with every dev AP within {FLAT_DEV_AP}); '
+            f'{at_end} are still selected at an end of the learning rates '
+            f'they tried.')
     off = [r['prompts_off_max_diff'] for r in tuned
            if r.get('prompts_off_max_diff') is not None]
     if off:
@@ -673,4 +716,5 @@ __all__ = ['DETECTORS', 'DEFAULT_SHOTS', 'DEFAULT_SEEDS',
            'apply_shift', 'make_tasks', 'prepare_data', 'write_report',
            'sort_rows', 'is_pretrain', 'transfer_config', 'suite_methods',
            'select_lr', 'next_edge_lr', 'lr_grids', 'final_rows',
-           'set_corpus_root', 'DEFAULT_LR_EDGE_STEPS', 'finished_rows']
+           'set_corpus_root', 'DEFAULT_LR_EDGE_STEPS', 'finished_rows',
+           'is_flat', 'cached_run_holds', 'FLAT_DEV_AP']
