@@ -116,7 +116,9 @@ def main(argv=None):
         iters, args.lr_edge_steps)
     failures = []
     if not args.report_only:
-        todo = [t for t in tasks if t.cached_result() is None]
+        # a cached run the selection rules no longer want runs again
+        todo = [t for t in tasks
+                if (r := t.cached_result()) is None or not t.holds(r)]
         log_file = osp.join(work_root, 'workers.log')
         for det, path in base_files.items():
             print(f'{det} base: {osp.relpath(path)}', flush=True)
