@@ -137,6 +137,28 @@ def test_grid_runs_skips_and_isolates_failures(tmp_path, capfd):
     assert math.isfinite(results['a']['wall_s'])
 
 
+def die(task):
+    """A task whose worker process dies (as a crash in native code does)."""
+    os._exit(3)
+
+
+def test_grid_survives_a_dying_worker_and_names_the_task(tmp_path, capfd):
+    def task(name, function, x=1.0):
+        return GridTask(name=name, work_dir=str(tmp_path / name),
+                        function=f'{__name__}:{function}', args=dict(x=x))
+
+    tasks = [task('a', 'square', 2), task('dies', 'die'),
+             task('b', 'square', 3), task('c', 'square', 4)]
+    results, failures = run_grid(tasks, workers=2, threads=1,
+                                 log_file=str(tmp_path / 'workers.log'))
+    assert {n: r['AP'] for n, r in results.items()} == {'a': 4, 'b': 9,
+                                                        'c': 16}
+    assert [t.name for t, _ in failures] == ['dies']
+    assert 'worker process died' in failures[0][1]
+    assert 'it ran alone' in (tmp_path / 'dies' / 'error.log').read_text()
+    assert '[retry] dies' in capfd.readouterr().out
+
+
 def holds_when_marked(task, cached):
     """A recheck: the cached result holds while the file ``keep`` exists."""
     return os.path.exists(os.path.join(task.work_dir, 'keep'))

@@ -252,6 +252,38 @@ def test_every_iteration_is_checked_for_a_non_finite_loss(value):
     assert '--resume work/iter_6.pth' in str(err.value)
 
 
+class _LossModel(torch.nn.Module):
+    """Returns mmdet-style losses (a tensor and a list of tensors)."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.ones(2))
+
+    def forward(self, x, mode='loss'):
+        return dict(loss_cls=(self.w * x).sum(),
+                    loss_bbox=[self.w.sum(), (self.w * x).mean()],
+                    acc=torch.tensor(1.0))
+
+
+def test_a_non_finite_loss_stops_before_its_backward_pass():
+    # A backward pass through NaN offsets crashes mmcv's CPU deformable
+    # convolution, so the losses are checked as the forward returns them.
+    from projects.sdpt.engine.hooks import FiniteLossHook, NonFiniteLossError
+    model = _LossModel()
+    hub = MessageHub.get_instance('finite-loss-forward-test')
+    runner = SimpleNamespace(model=model, iter=2, message_hub=hub)
+    hook = FiniteLossHook()
+    hook.before_train(runner)
+    model(torch.ones(2), mode='loss')
+    model(torch.tensor([float('nan'), 1.0]), mode='predict')  # not a loss
+    with pytest.raises(NonFiniteLossError) as err:
+        model(torch.tensor([float('nan'), 1.0]), mode='loss')
+    assert 'iteration 3 (loss=nan, loss_cls=nan, loss_bbox=nan)' in str(
+        err.value) and 'before its backward pass' in str(err.value)
+    hook.after_train(runner)
+    model(torch.tensor([float('nan'), 1.0]), mode='loss')  # hook removed
+
+
 # --------------------------------------------------------- bad checkpoints
 @pytest.fixture(scope='module')
 def glip(demo_root):

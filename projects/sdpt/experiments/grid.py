@@ -18,7 +18,10 @@ benchmark both hand it a list of :class:`GridTask` and get their results.
   progress, e.g. ``ProgressHook``'s iteration lines) and one line per
   finished task with its AP, the time it took and the time left.
 - A task that raises writes its traceback to ``<work_dir>/error.log``; the
-  others go on, and it is listed in the failures.
+  others go on, and it is listed in the failures. A worker process that dies
+  (a crash in native code, or killed for memory) takes the pool down: the
+  tasks that were running run again, each alone, and the one that dies
+  alone is listed in the failures.
 
 A task's ``function`` is ``'package.module:function'``, called in the worker
 as ``function(task)``; it returns a JSON-able dict (``AP`` / ``AP50`` keys
@@ -31,6 +34,7 @@ import sys
 import time
 import traceback
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -155,14 +159,18 @@ def run_grid(tasks: Sequence[GridTask], workers: int = 1,
     threads = threads or max(1, (os.cpu_count() or 1) // workers)
     log_file = osp.abspath(log_file or 'grid.log')
     os.makedirs(osp.dirname(log_file), exist_ok=True)
-    failed = set()
+    failed, suspects = set(), set()
     total, finished, busy_s = len(pending), 0, 0.0
     start = time.time()
     sys.stdout.flush()
-    with ProcessPoolExecutor(
+
+    def new_pool():
+        return ProcessPoolExecutor(
             workers, mp_context=_spawn_context(), initializer=_init_worker,
-            initargs=(threads, log_file)) as pool:
-        running = {}
+            initargs=(threads, log_file))
+
+    pool, running = new_pool(), {}
+    try:
         while pending or running:
             _take_cached(pending, results)
             for task in list(pending):
@@ -173,32 +181,69 @@ def run_grid(tasks: Sequence[GridTask], workers: int = 1,
                                      ', '.join(task.after)))
                     progress(f'FAILED {task.name}: {failures[-1][1]}')
                 elif all(d in results for d in task.after) and \
-                        len(running) < workers:
+                        len(running) < workers and not (
+                            suspects & {t.name for t, _ in
+                                        running.values()}) and (
+                            task.name not in suspects or not running):
                     pending.remove(task)
                     running[pool.submit(run_task, task)] = (task,
                                                             time.time())
             if not running:
                 continue
             done, _ = wait(running, return_when=FIRST_COMPLETED)
+            broken = False
             for future in done:
                 task, began = running.pop(future)
+                try:
+                    result = future.result()
+                except BrokenProcessPool:
+                    # A worker died (a crash in native code, or killed for
+                    # memory) and took the pool down with every task on it.
+                    # Each of those runs again alone: the one that dies
+                    # alone is the cause.
+                    broken = True
+                    if task.name not in suspects:
+                        suspects.add(task.name)
+                        pending.insert(0, task)
+                        progress(f'[retry] {task.name}: its worker process '
+                                 f'died; running it again alone')
+                        continue
+                    result = None
+                    err = RuntimeError(
+                        'its worker process died (a crash in native code, '
+                        'or killed for memory)')
+                    with open(osp.join(task.work_dir, 'error.log'),
+                              'w') as f:
+                        f.write(f'{err}: it ran alone, so it is the cause; '
+                                f'the workers\' output is in {log_file}\n')
+                except Exception as error:  # the task's error.log has it
+                    result, err = None, error
                 finished += 1
                 busy_s += time.time() - began
                 left = busy_s / finished * (total - finished) / workers
                 status = (f'[{finished}/{total}, '
                           f'{format_duration(time.time() - start)} elapsed, '
                           f'~{format_duration(left)} left]')
-                try:
-                    results[task.name] = future.result()
-                    progress(f'{status} {task.name}: '
-                             f'{_summary(results[task.name])}')
-                except Exception as err:  # the task's error.log has it all
+                if result is not None:
+                    results[task.name] = result
+                    progress(f'{status} {task.name}: {_summary(result)}')
+                else:
                     failed.add(task.name)
                     message = (f'{type(err).__name__}: {err} (see '
                                f'{osp.join(task.work_dir, "error.log")})')
                     failures.append((task, message))
                     progress(f'{status} FAILED {task.name}: {message}')
+            if broken:
+                for future, (task, _) in running.items():
+                    if task.name not in suspects:
+                        suspects.add(task.name)
+                        pending.insert(0, task)
+                running = {}
+                pool.shutdown(wait=False, cancel_futures=True)
+                pool = new_pool()
             total = finished + len(pending) + len(running)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     return results, failures
 
 

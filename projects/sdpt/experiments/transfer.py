@@ -28,7 +28,9 @@ test AP with the fusion residual removed; the relative change its method
 makes to the fused features against the base; the largest difference between
 its predictions with the method switched off and the base's (0 = exactly the
 base); the gradient norm of the trainable parameters at the first step; the
-loss flatness of its last tenth. Zero-shot rows add the text-side oracle
+loss flatness of its last tenth. A run whose loss turns non-finite
+(``FiniteLossHook``) stops there and scores 0 on dev and test, with the
+reason in ``diverged``: that learning rate broke the method. Zero-shot rows add the text-side oracle
 (the base with the names it learnt) where the shift has one.
 
 Finished runs are skipped (their ``metrics.json`` is read back), so the same
@@ -71,7 +73,7 @@ CSV_FIELDS = [
     'edge', 'dev_AP', 'AP', 'AP50', 'source_AP', 'no_fusion_AP', 'oracle_AP',
     'feature_change_image', 'feature_change_text', 'prompts_off_max_diff',
     'grad_norm_first_step', 'loss_first', 'loss_last', 'loss_flatness',
-    'trainable', 'total', 'iters', 'step_time_s', 'wall_s'
+    'trainable', 'total', 'iters', 'step_time_s', 'wall_s', 'diverged'
 ]
 
 
@@ -318,6 +320,7 @@ def tune(task: GridTask) -> Dict:
     the result says ``skipped``)."""
     import torch
     from mmengine.runner import Runner
+    from ..engine.hooks import NonFiniteLossError
     from ..evaluation.diagnostics import (fused_feature_change,
                                           loss_flatness,
                                           prompts_off_difference)
@@ -348,7 +351,21 @@ def tune(task: GridTask) -> Dict:
         'train_cfg.val_interval': iters + 1,
         'default_hooks.checkpoint.interval': iters})
     runner = Runner.from_cfg(cfg)
-    runner.train()
+    try:
+        runner.train()
+    except NonFiniteLossError as err:
+        # This learning rate broke the method: no model to evaluate, the
+        # worst score for the selection, and the reason in the row.
+        return dict(
+            detector=DETECTOR_NAMES[det], shift=shift,
+            method=cfg.experiment['method'], key=method, shots=shots,
+            seed=seed, lr=lr, recipe_lr=recipe,
+            selected='candidates' in a, edge='edge_of' in a, dev_AP=0.0,
+            AP=0.0, AP50=0.0, diverged=str(err).split('. Training')[0],
+            trainable=sum(p.numel() for p in runner.model.parameters()
+                          if p.requires_grad),
+            total=sum(p.numel() for p in runner.model.parameters()),
+            iters=iters, wall_s=round(time.time() - start, 1))
     losses = _history(runner, 'train/loss')
     grad_norms = _history(runner, 'train/grad_norm')
     row = dict(

@@ -1,5 +1,7 @@
-"""``FiniteLossHook``: stop at the first non-finite loss, before saving it."""
+"""``FiniteLossHook``: stop at the first non-finite loss, before its backward
+pass and before saving it."""
 import math
+from typing import Dict, List
 
 import torch
 from mmdet.registry import HOOKS
@@ -12,33 +14,81 @@ class NonFiniteLossError(FloatingPointError):
     pass
 
 
+def non_finite_losses(losses: Dict) -> Dict[str, float]:
+    """The NaN / infinite entries of a losses dict, read as mmengine's
+    ``parse_losses`` reads them (a tensor's mean, a list's sum of means; the
+    total is ``loss`` when the dict has none)."""
+    values = {}
+    for name, value in (losses or {}).items():
+        if 'loss' not in name:
+            continue
+        if isinstance(value, torch.Tensor):
+            values[name] = float(value.detach().float().mean())
+        elif isinstance(value, (list, tuple)) and value and all(
+                isinstance(v, torch.Tensor) for v in value):
+            values[name] = float(sum(v.detach().float().mean()
+                                     for v in value))
+        elif isinstance(value, (int, float)):
+            values[name] = float(value)
+    if values and 'loss' not in values:
+        values = dict(loss=sum(values.values()), **values)
+    return {k: v for k, v in values.items() if not math.isfinite(v)}
+
+
 @HOOKS.register_module()
 class FiniteLossHook(Hook):
     """Stop at the first iteration whose loss (or a trainable parameter) is
-    NaN or infinite, before that iteration's checkpoint is written.
+    NaN or infinite: the losses are checked as the model's forward returns
+    them, before the backward pass (a backward through NaN offsets makes
+    mmcv's CPU deformable convolution, in GLIP's DyHead, write out of bounds
+    and kill the process), and the parameters after the update, before that
+    iteration's checkpoint is written.
 
     mmengine's ``CheckInvalidLossHook`` looks only every ``interval``
-    iterations and lets the checkpoint hook save the broken state first; this
-    hook runs every iteration with a higher priority than the checkpoint
-    hook. All ranks agree on the verdict, so a distributed run stops on every
-    rank at once.
+    iterations, after the backward pass, and lets the checkpoint hook save
+    the broken state first; this hook checks every iteration, with a higher
+    priority than the checkpoint hook. All ranks agree on the verdict, so a
+    distributed run stops on every rank at once.
     """
     priority = 'VERY_HIGH'
 
+    def __init__(self):
+        self._runner = None
+        self._handle = None
+
+    @staticmethod
+    def _model(runner):
+        return runner.model.module if is_model_wrapper(
+            runner.model) else runner.model
+
+    def before_train(self, runner) -> None:
+        # A forward hook on this model instance (the runner's model, not its
+        # class) sees the losses before mmengine's train_step backpropagates.
+        self._runner = runner
+        self._handle = self._model(runner).register_forward_hook(
+            self._check_forward, with_kwargs=True)
+
+    def after_train(self, runner) -> None:
+        if self._handle is not None:
+            self._handle.remove()
+        self._handle = self._runner = None
+
+    def _check_forward(self, module, args, kwargs, output) -> None:
+        if kwargs.get('mode') == 'loss' and isinstance(output, dict) and \
+                self._runner is not None:
+            self._stop_if(self._runner, non_finite_losses(output), [],
+                          'before its backward pass')
+
     def after_train_iter(self, runner, batch_idx, data_batch=None,
                          outputs=None) -> None:
-        bad = {}
-        for name, value in (outputs or {}).items():
-            if 'loss' not in name:
-                continue
-            value = float(value.detach().float().mean()) if isinstance(
-                value, torch.Tensor) else value
-            if isinstance(value, (int, float)) and not math.isfinite(value):
-                bad[name] = value
-        model = runner.model.module if is_model_wrapper(
-            runner.model) else runner.model
-        params = [n for n, p in model.named_parameters()
+        params = [n for n, p in self._model(runner).named_parameters()
                   if p.requires_grad and not torch.isfinite(p).all()]
+        self._stop_if(runner, non_finite_losses(outputs), params,
+                      'before saving this iteration')
+
+    @staticmethod
+    def _stop_if(runner, bad: Dict[str, float], params: List[str],
+                 when: str) -> None:
         flag = torch.tensor(float(bool(bad or params)))
         all_reduce(flag, op='max')
         if not flag.item():
@@ -52,7 +102,7 @@ class FiniteLossHook(Hook):
             found += f'; non-finite trainable parameters: {params[:5]}'
         raise NonFiniteLossError(
             f'Non-finite loss at iteration {iteration} ({found}). Training '
-            f'stopped before saving this iteration; the last good checkpoint '
+            f'stopped {when}; the last good checkpoint '
             f'is {last or "none (no checkpoint was saved yet)"}'
             + (f' (continue with --resume {last})' if last else '') +
             '. Usual causes: a learning rate too high, fp16 overflow '
