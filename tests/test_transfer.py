@@ -533,6 +533,9 @@ def test_select_lr_takes_the_best_dev_ap_and_breaks_ties_towards_the_recipe():
     assert select_lr(rows, 1e-2) == 1e-2
     assert select_lr(rows[::-1], 1e-2) == 1e-2
     assert select_lr([_row(1e-3, 0.3), _row(1e-1, 0.3)], 2e-3) == 1e-3
+    # lr 0 (the method as initialised) takes part, and loses ties
+    assert select_lr([_row(0.0, 0.3)], 1e-2) == 0.0
+    assert select_lr([_row(0.0, 0.3), _row(1.0, 0.3)], 1e-2) == 1.0
     # a run without dev AP loses to any run with one
     assert select_lr([_row(1e-2, None), _row(1e-1, 0.0)], 1e-2) == 1e-1
     # rows without a learning rate (zero-shot) do not take part

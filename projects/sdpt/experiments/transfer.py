@@ -262,9 +262,12 @@ def select_lr(rows: Sequence[Dict], recipe: float) -> Optional[float]:
     rows = [r for r in rows if r.get('lr') not in (None, '')]
     if not rows:
         return None
+    def distance(lr: float) -> float:  # lr 0: the method as initialised
+        return abs(math.log10(lr / recipe)) if lr > 0 else math.inf
+
     best = max(rows, key=lambda r: (
         r.get('dev_AP') if r.get('dev_AP') is not None else -1.0,
-        -abs(math.log10(float(r['lr']) / recipe))))
+        -distance(float(r['lr']))))
     return float(best['lr'])
 
 
