@@ -576,14 +576,20 @@ def test_next_edge_lr_goes_one_step_past_the_end_where_the_best_sits():
     assert next_edge_lr([], 1e-2, 10.0) is None
 
 
+def _write_rows(folder, lr_devs):
+    """One result file per (lr, dev AP), as a grid's runs leave them."""
+    files = []
+    for lr, dev in lr_devs:
+        files.append(str(folder / f'{lr}.json'))
+        with open(files[-1], 'w') as f:
+            json.dump(_row(lr, dev), f)
+    return files
+
 def test_a_cached_decision_is_rechecked_against_the_current_rules(tmp_path):
     from projects.sdpt.experiments.grid import GridTask
     from projects.sdpt.experiments.transfer import cached_run_holds
-    files = []
-    for lr, dev in ((1e-3, 0.081), (1e-2, 0.081), (1e-1, 0.08)):
-        files.append(str(tmp_path / f'{lr}.json'))
-        with open(files[-1], 'w') as f:
-            json.dump(_row(lr, dev), f)
+    files = _write_rows(tmp_path, ((1e-3, 0.081), (1e-2, 0.081),
+                                   (1e-1, 0.08)))
     args = dict(det='gdino', shift='vocabulary', method='sdpt', shots=1,
                 seed=3, iters=2, root=str(tmp_path), base='missing.pth')
     edge = GridTask('edge', str(tmp_path / 'edge'), 'x:tune',
@@ -604,11 +610,7 @@ def test_a_cached_decision_is_rechecked_against_the_current_rules(tmp_path):
 def test_an_extension_inside_the_grid_trains_nothing(tmp_path):
     from projects.sdpt.experiments.grid import GridTask
     from projects.sdpt.experiments.transfer import tune
-    files = []
-    for lr, dev in ((1e-3, 0.2), (1e-2, 0.5), (1e-1, 0.4)):
-        files.append(str(tmp_path / f'{lr}.json'))
-        with open(files[-1], 'w') as f:
-            json.dump(_row(lr, dev), f)
+    files = _write_rows(tmp_path, ((1e-3, 0.2), (1e-2, 0.5), (1e-1, 0.4)))
     task = GridTask('edge', str(tmp_path / 'edge'), 'x:tune', dict(
         det='gdino', shift='vocabulary', method='sdpt', shots=1, seed=3,
         iters=2, root=str(tmp_path), base='missing.pth', edge_step=10.0,
