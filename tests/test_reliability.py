@@ -284,6 +284,39 @@ def test_a_non_finite_loss_stops_before_its_backward_pass():
     model(torch.tensor([float('nan'), 1.0]), mode='loss')  # hook removed
 
 
+
+class _HeadModel(torch.nn.Module):
+    """A detector whose head's predictions feed its loss (as DETR heads'
+    do, through a Hungarian assigner that fails on non-finite costs)."""
+
+    def __init__(self):
+        super().__init__()
+        self.bbox_head = torch.nn.Linear(2, 2)
+
+    def forward(self, x, mode='loss'):
+        return dict(loss_cls=self.bbox_head(x).sum())
+
+
+def test_non_finite_head_predictions_stop_before_the_loss():
+    from projects.sdpt.engine.hooks import FiniteLossHook, NonFiniteLossError
+    model = _HeadModel()
+    hub = MessageHub.get_instance('finite-loss-head-test')
+    runner = SimpleNamespace(model=model, iter=4, message_hub=hub)
+    hook = FiniteLossHook()
+    hook.before_train(runner)
+    torch.nn.init.constant_(model.bbox_head.weight, 10.0)
+    big = torch.tensor([3e38, 3e38])  # finite input, overflowing activations
+    model(torch.ones(2))
+    model.eval()
+    model(big, mode='predict')  # evaluation is not checked
+    model.train()
+    with pytest.raises(NonFiniteLossError) as err:
+        model(big)
+    assert 'iteration 5 (bbox_head predictions=' in str(err.value) and \
+        'before its loss' in str(err.value)
+    hook.after_train(runner)
+    model(big)  # hooks removed
+
 # --------------------------------------------------------- bad checkpoints
 @pytest.fixture(scope='module')
 def glip(demo_root):

@@ -42,7 +42,11 @@ class FiniteLossHook(Hook):
     them, before the backward pass (a backward through NaN offsets makes
     mmcv's CPU deformable convolution, in GLIP's DyHead, write out of bounds
     and kill the process), and the parameters after the update, before that
-    iteration's checkpoint is written.
+    iteration's checkpoint is written. The detection head's predictions are
+    checked as well, as the head returns them in training: activations can
+    overflow while every parameter is finite, and the losses are never
+    reached then (a Hungarian assigner refuses a non-finite cost matrix with
+    a bare ``ValueError``).
 
     mmengine's ``CheckInvalidLossHook`` looks only every ``interval``
     iterations, after the backward pass, and lets the checkpoint hook save
@@ -54,7 +58,7 @@ class FiniteLossHook(Hook):
 
     def __init__(self):
         self._runner = None
-        self._handle = None
+        self._handles = []
 
     @staticmethod
     def _model(runner):
@@ -65,19 +69,39 @@ class FiniteLossHook(Hook):
         # A forward hook on this model instance (the runner's model, not its
         # class) sees the losses before mmengine's train_step backpropagates.
         self._runner = runner
-        self._handle = self._model(runner).register_forward_hook(
-            self._check_forward, with_kwargs=True)
+        model = self._model(runner)
+        self._handles = [model.register_forward_hook(self._check_forward,
+                                                     with_kwargs=True)]
+        head = getattr(model, 'bbox_head', None)
+        if isinstance(head, torch.nn.Module):
+            self._handles.append(head.register_forward_hook(self._check_head))
 
     def after_train(self, runner) -> None:
-        if self._handle is not None:
-            self._handle.remove()
-        self._handle = self._runner = None
+        for handle in self._handles:
+            handle.remove()
+        self._handles, self._runner = [], None
 
     def _check_forward(self, module, args, kwargs, output) -> None:
         if kwargs.get('mode') == 'loss' and isinstance(output, dict) and \
                 self._runner is not None:
             self._stop_if(self._runner, non_finite_losses(output), [],
                           'before its backward pass')
+
+    def _check_head(self, module, args, output) -> None:
+        if not module.training or self._runner is None:
+            return
+        tensors, todo = [], [output]
+        while todo:
+            item = todo.pop()
+            if isinstance(item, torch.Tensor):
+                tensors.append(item)
+            elif isinstance(item, (list, tuple)):
+                todo += item
+        bad = sum(int((~torch.isfinite(t.detach())).sum()) for t in tensors
+                  if t.is_floating_point())
+        self._stop_if(self._runner,
+                      {'bbox_head predictions': f'{bad} non-finite values'}
+                      if bad else {}, [], 'before its loss')
 
     def after_train_iter(self, runner, batch_idx, data_batch=None,
                          outputs=None) -> None:
