@@ -307,6 +307,7 @@ def test_non_finite_head_predictions_stop_before_the_loss():
     torch.nn.init.constant_(model.bbox_head.weight, 10.0)
     big = torch.tensor([3e38, 3e38])  # finite input, overflowing activations
     model(torch.ones(2))
+    model(torch.tensor([-3e38, -3e38]))  # -inf: a mask, not an overflow
     model.eval()
     model(big, mode='predict')  # evaluation is not checked
     model.train()

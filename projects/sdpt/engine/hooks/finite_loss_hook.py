@@ -43,7 +43,8 @@ class FiniteLossHook(Hook):
     mmcv's CPU deformable convolution, in GLIP's DyHead, write out of bounds
     and kill the process), and the parameters after the update, before that
     iteration's checkpoint is written. The detection head's predictions are
-    checked as well, as the head returns them in training: activations can
+    checked for NaN and +inf as well (-inf masks padded text positions), as
+    the head returns them in training: activations can
     overflow while every parameter is finite, and the losses are never
     reached then (a Hungarian assigner refuses a non-finite cost matrix with
     a bare ``ValueError``).
@@ -97,10 +98,13 @@ class FiniteLossHook(Hook):
                 tensors.append(item)
             elif isinstance(item, (list, tuple)):
                 todo += item
-        bad = sum(int((~torch.isfinite(t.detach())).sum()) for t in tensors
+        # -inf is how heads mask what may not match (Grounding DINO's
+        # padded text positions); NaN and +inf are overflow.
+        bad = sum(int((torch.isnan(t) | torch.isposinf(t)).sum())
+                  for t in (t.detach() for t in tensors)
                   if t.is_floating_point())
         self._stop_if(self._runner,
-                      {'bbox_head predictions': f'{bad} non-finite values'}
+                      {'bbox_head predictions': f'{bad} NaN or +inf values'}
                       if bad else {}, [], 'before its loss')
 
     def after_train_iter(self, runner, batch_idx, data_batch=None,
