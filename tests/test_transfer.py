@@ -657,6 +657,30 @@ def test_final_rows_report_the_selected_lr_on_every_seed():
     assert all(r['selected'] for r in out[1:])
 
 
+def test_report_tables_follow_the_zoo_not_the_run_order(tmp_path):
+    from projects.sdpt.experiments.transfer import sort_rows, write_report
+
+    def run(det, shift, key, lr=1e-2, seed=3):
+        return dict(_row(lr, 0.3, seed=seed), detector=det, shift=shift,
+                    key=key, method=key, trainable=10)
+    zero = dict(run('G', 'vocabulary', 'zero_shot'), shots=0, seed='',
+                lr='')
+    # run order: the ablation, then SDPT, then zero-shot; realignment first
+    rows = [run('G', 'realignment', 'sdpt'), run('G', 'vocabulary',
+                                                  'sdpt_k8'),
+            run('G', 'vocabulary', 'sdpt'), zero, run('A', 'vocabulary',
+                                                      'sdpt')]
+    assert [(r['detector'], r['shift'], r['key']) for r in sort_rows(rows)] \
+        == [('G', 'vocabulary', 'zero_shot'), ('G', 'vocabulary', 'sdpt'),
+            ('G', 'vocabulary', 'sdpt_k8'), ('G', 'realignment', 'sdpt'),
+            ('A', 'vocabulary', 'sdpt')]  # detectors as they ran
+    markdown = write_report(rows, [1], str(tmp_path), {})
+    table = [line.split('|')[1].strip() for line in markdown.splitlines()
+             if line.startswith('| ') and 'method' not in line]
+    assert table == ['zero_shot', 'sdpt', 'sdpt_k8', 'sdpt', 'sdpt']
+    assert markdown.index('**vocabulary**') < markdown.index(
+        '**realignment**')
+
 def _tasks(tmp_path, base_exists=True, fixed_lrs=None, seeds=(3, 30, 300)):
     from projects.sdpt.experiments import transfer as tb
     base = tmp_path / 'base.pth'

@@ -635,7 +635,7 @@ def write_report(rows: List[Dict], shots_list: Sequence[int], out_dir: str,
                  base_meta: Dict[str, Dict]) -> str:
     """``transfer.md``, ``transfer.csv`` (every run) and one plot per shift
     (``ap_vs_trainable_<shift>.png``); returns the markdown."""
-    chosen = final_rows(rows)
+    chosen = sort_rows(final_rows(rows))
     lines = []
     for det_name in dict.fromkeys(r['detector'] for r in chosen):
         meta = base_meta.get(det_name) or {}
@@ -723,10 +723,14 @@ def write_report(rows: List[Dict], shots_list: Sequence[int], out_dir: str,
 
 
 def sort_rows(rows: List[Dict]) -> List[Dict]:
+    """Detectors in the order they ran, then shifts, zoo methods (zero-shot
+    first, ablations last), k, seed and lr in their own orders."""
+    dets = {d: i for i, d in
+            enumerate(dict.fromkeys(r['detector'] for r in rows))}
     order = {m: i for i, m in enumerate(suite_methods())}
     shifts = list(SHIFTS)
     return sorted(rows, key=lambda r: (
-        r['detector'], shifts.index(r['shift']) if r['shift'] in shifts
+        dets[r['detector']], shifts.index(r['shift']) if r['shift'] in shifts
         else len(shifts), order.get(r['key'], len(order)), r['key'],
         r['shots'], str(r['seed']), str(r.get('lr'))))
 
