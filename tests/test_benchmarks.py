@@ -18,7 +18,8 @@ from projects.sdpt.datasets.benchmark_settings import (ODINW13,
                                                        PROTOCOL_SHOTS,
                                                        apply_benchmark,
                                                        few_shot_name)
-from projects.sdpt.utils.cli import default_work_dir, load_config
+from projects.sdpt.cli import default_work_dir
+from projects.sdpt.engine.config import load_config
 
 MMDET_CONFIGS = osp.join(
     osp.dirname(__import__('mmdet').__file__), '.mim', 'configs')

@@ -8,7 +8,7 @@ from mmengine.logging import HistoryBuffer, MessageHub
 from mmengine.runner.checkpoint import _load_checkpoint
 
 import projects.sdpt  # noqa: F401  (registers the loaders)
-from projects.sdpt.engine.checkpoint_loading import TRUST_ENV, UntrustedCheckpointError
+from projects.sdpt.checkpoint.safe_loading import TRUST_ENV, UntrustedCheckpointError
 
 
 def test_mmengine_checkpoint_with_message_hub_loads_safely(tmp_path):

@@ -70,11 +70,11 @@ def base(request, demo_root):
 def test_fusion_residual_removed_zeroes_every_gamma_and_restores_it(
         base, demo_root):
     from projects.sdpt.evaluation.diagnostics import fusion_residual_removed
-    from projects.sdpt.models.fusion_adapters import fusion_adapter_for
+    from projects.sdpt.detectors.adapters import detector_adapter_for
     name, base_model, _ = base
     model = build_with_base_weights(name, demo_root, SDPT, base_model)
     found = gammas(model)
-    layers = fusion_adapter_for(model).fusion_layers(model)
+    layers = detector_adapter_for(model).fusion_layers(model)
     # one gamma_v and one gamma_l per fusion layer, nothing else
     assert len(found) == 2 * len(layers) > 0
     with torch.no_grad():  # distinct values, so that restoring shows

@@ -16,7 +16,7 @@ from PIL import Image
 from conftest import DEMO_CONFIGS, REPO_ROOT, build_model
 
 from projects.sdpt.engine.hooks.prompt_tuning_hook import PromptTuningHook
-from projects.sdpt.engine.prompt_card import BaseWeightsMismatch
+from projects.sdpt.checkpoint.prompt_checkpoint import BaseWeightsMismatch
 from projects.sdpt.inference import NoClassNamesError, PromptInferencer
 
 CLASSES = ['circle', 'square', 'triangle']

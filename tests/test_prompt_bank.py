@@ -11,10 +11,10 @@ from mmengine.dataset import pseudo_collate
 from conftest import build_base
 
 from projects.sdpt.engine.hooks.prompt_tuning_hook import PromptTuningHook
-from projects.sdpt.engine.prompt_card import (BaseWeightsMismatch,
+from projects.sdpt.checkpoint.prompt_checkpoint import (BaseWeightsMismatch,
                                               PromptCheckpointMismatch)
 from projects.sdpt.inference.images import read_image, split_test_pipeline
-from projects.sdpt.models.prompt_bank import PromptBank, PromptBankError
+from projects.sdpt.inference.prompt_bank import PromptBank, PromptBankError
 
 METHODS = {
     'sdpt': dict(type='SDPTPrompt', num_tokens=4),

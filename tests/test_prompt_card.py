@@ -11,7 +11,7 @@ from mmengine.logging import MMLogger
 from conftest import build_model
 
 from projects.sdpt.engine.hooks.prompt_tuning_hook import PromptTuningHook
-from projects.sdpt.engine.prompt_card import (CARD_KEY, META_KEY,
+from projects.sdpt.checkpoint.prompt_checkpoint import (CARD_KEY, META_KEY,
                                               BaseWeightsMismatch,
                                               base_fingerprint,
                                               complete_prompt_checkpoint,
@@ -125,7 +125,7 @@ def test_hook_refuses_other_base_unless_overridden(glip, tmp_path):
 
 def test_checkpoint_without_a_card_loads_with_a_warning(glip, tmp_path,
                                                         monkeypatch):
-    import projects.sdpt.engine.prompt_card as prompt_card
+    import projects.sdpt.checkpoint.prompt_checkpoint as prompt_card
     warnings = []
     monkeypatch.setattr(prompt_card, 'print_log',
                         lambda msg, **kw: warnings.append((msg, kw)))

@@ -19,7 +19,7 @@ from mmengine.logging import MessageHub, MMLogger
 from mmengine.runner.checkpoint import _load_checkpoint
 
 from conftest import DEMO_CONFIGS, REPO_ROOT, build_model
-from projects.sdpt.engine.checkpoint_loading import (TRUST_ENV, CorruptCheckpointError,
+from projects.sdpt.checkpoint.safe_loading import (TRUST_ENV, CorruptCheckpointError,
                                       UntrustedCheckpointError)
 from projects.sdpt.engine.hooks.prompt_tuning_hook import (META_KEY, PromptCheckpointMismatch,
                                  PromptTuningHook)

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from conftest import DEMO_CONFIGS, REPO_ROOT
-from projects.sdpt.experiments import speed
+from projects.sdpt.experiments import measurement, speed
 
 TOOL = osp.join(REPO_ROOT, 'tools', 'speed_benchmark.py')
 
@@ -73,8 +73,8 @@ def test_summarise_pools_rounds():
 
 
 def test_synthetic_batch_is_seeded():
-    a = speed.synthetic_batch(('x', 'y'), 32, 2, seed=1)
-    b = speed.synthetic_batch(('x', 'y'), 32, 2, seed=1)
+    a = measurement.synthetic_batch(('x', 'y'), 32, 2, seed=1)
+    b = measurement.synthetic_batch(('x', 'y'), 32, 2, seed=1)
     assert len(a['inputs']) == 2 and a['inputs'][0].shape == (3, 32, 32)
     assert all((x == y).all() for x, y in zip(a['inputs'], b['inputs']))
     sample = a['data_samples'][1]
@@ -121,6 +121,6 @@ def test_tool_end_to_end(demo_root, tmp_path):
 
 def test_a_failed_child_is_reported(tmp_path, capsys):
     spec = dict(config=str(tmp_path / 'missing.py'), device='cpu')
-    with pytest.raises(speed.ChildFailedError, match='child failed'):
-        speed.spawn_child(spec)
+    with pytest.raises(measurement.ChildFailedError, match='child failed'):
+        measurement.spawn_child(spec)
     assert 'Config file not found' in capsys.readouterr().err

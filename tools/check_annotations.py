@@ -8,9 +8,11 @@ Prints every problem with the file / field it is in and how to fix it
 0 otherwise (warnings only).
 """
 import argparse
+import json
 import sys
 
 import _bootstrap  # noqa: F401
+
 from projects.sdpt.datasets.data_check import check_coco_annotations
 
 
@@ -46,7 +48,6 @@ def main(argv=None):
             256 if args.tokenizer else None),
         tokenizer=args.tokenizer, decode_images=not args.headers_only)
     if args.json:
-        import json
         print(json.dumps(report.to_dict(), indent=1, ensure_ascii=False))
     else:
         print(report.format(max_listed=args.max_listed))

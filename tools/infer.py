@@ -26,9 +26,13 @@ import argparse
 import sys
 
 import _bootstrap  # noqa: F401
+
 from mmengine.config import DictAction
 
-from projects.sdpt.utils.cli import user_errors
+from projects.sdpt.cli import user_errors
+from projects.sdpt.inference import PromptInferencer
+from projects.sdpt.inference.inferencer import NoClassNamesError
+from projects.sdpt.inference.prompt_bank import PromptBankError
 
 
 def _pairs(values, what):
@@ -78,9 +82,6 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    from projects.sdpt.inference import PromptInferencer
-    from projects.sdpt.models.prompt_bank import PromptBankError
-    from projects.sdpt.inference.inferencer import NoClassNamesError
     tasks = _pairs(args.task, '--task')
     task_texts = {k: v.split(',') for k, v in
                   _pairs(args.task_texts, '--task-texts').items()}

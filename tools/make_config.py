@@ -14,9 +14,11 @@ import os
 import os.path as osp
 
 import _bootstrap  # noqa: F401
+
 from mmengine.config import DictAction
 
-from projects.sdpt.utils.cli import default_work_dir, load_config
+from projects.sdpt.cli import default_work_dir
+from projects.sdpt.engine.config import load_config
 
 
 def main(argv=None):

@@ -7,9 +7,12 @@ import argparse
 import os.path as osp
 
 import _bootstrap  # noqa: F401
-from projects.sdpt.datasets.synthetic.demo_assets import (make_base_weights,
-                                                          make_demo_assets)
-from projects.sdpt.utils.cli import REPO_ROOT
+
+from projects.sdpt.datasets.synthetic.demo_assets import (
+    make_base_weights,
+    make_demo_assets,
+)
+from projects.sdpt.utils.paths import REPO_ROOT
 
 DEMO_CONFIGS = {
     'glip_tiny_base.pth': 'configs/demo/sdpt_glip_tiny_demo.py',

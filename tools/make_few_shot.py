@@ -18,11 +18,17 @@ import argparse
 import sys
 
 import _bootstrap  # noqa: F401
-from projects.sdpt.datasets.benchmark_settings import (PROTOCOL_SEEDS,
-                                                       PROTOCOL_SHOTS)
-from projects.sdpt.datasets.few_shot import (AnnotationFileError,
-                                             run_odinw13, run_protocol,
-                                             write_split)
+
+from projects.sdpt.datasets.benchmark_settings import (
+    PROTOCOL_SEEDS,
+    PROTOCOL_SHOTS,
+)
+from projects.sdpt.datasets.few_shot import (
+    AnnotationFileError,
+    run_odinw13,
+    run_protocol,
+    write_split,
+)
 
 
 def parse_args(argv=None):

@@ -8,12 +8,17 @@ machines); the counts do not depend on its weights, only on its size.
 import argparse
 
 import _bootstrap  # noqa: F401
+
 from mmdet.registry import MODELS
 from mmdet.utils import register_all_modules
 
+from projects.sdpt.cli import user_errors
+from projects.sdpt.detectors.text_encoder import set_text_encoder
+from projects.sdpt.engine.config import load_config
 from projects.sdpt.models.prompt_tuned_detector import (
-    format_report, trainable_parameter_report)
-from projects.sdpt.utils.cli import load_config, user_errors
+    format_report,
+    trainable_parameter_report,
+)
 
 
 def main():
@@ -25,9 +30,7 @@ def main():
     cfg = load_config(args.config)
     detector = cfg.model.get('detector', cfg.model)
     if args.lang_model:
-        detector.language_model.name = args.lang_model
-        if 'lang_model_name' in detector.get('bbox_head', {}):
-            detector.bbox_head.lang_model_name = args.lang_model
+        set_text_encoder(detector, args.lang_model)
     with user_errors(cfg):
         model = MODELS.build(cfg.model)
     report = trainable_parameter_report(model)

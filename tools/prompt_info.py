@@ -16,8 +16,8 @@ import sys
 
 import _bootstrap  # noqa: F401
 
-from projects.sdpt.engine.prompt_card import format_card, read_checkpoint_meta
-from projects.sdpt.utils.cli import user_errors
+from projects.sdpt.checkpoint.prompt_checkpoint import read_checkpoint_meta
+from projects.sdpt.cli import format_card, user_errors
 
 
 def main(argv=None):

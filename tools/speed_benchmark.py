@@ -32,13 +32,16 @@ import argparse
 import sys
 
 import _bootstrap  # noqa: F401
+
 from mmengine.config import DictAction
 
-from projects.sdpt.experiments.bank_speed import (BANK_MODES,
-                                                  benchmark_bank,
-                                                  print_bank_report)
-from projects.sdpt.experiments.speed import (PHASES, ChildFailedError,
-                                             benchmark, print_report)
+from projects.sdpt.experiments.bank_speed import (
+    BANK_MODES,
+    benchmark_bank,
+    print_bank_report,
+)
+from projects.sdpt.experiments.measurement import ChildFailedError
+from projects.sdpt.experiments.speed import PHASES, benchmark, print_report
 from projects.sdpt.utils.io import atomic_write_json
 
 

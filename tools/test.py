@@ -12,17 +12,30 @@ A prompt checkpoint (as saved by training) is completed with the config's
 base detector weights (``base_weights``, default its ``load_from``).
 """
 import argparse
+import os
 import os.path as osp
 
 import _bootstrap  # noqa: F401
-from projects.sdpt.utils.cli import (check_weights_exist, default_work_dir,
-                                     load_config, setup_cpu_distributed,
-                                     user_errors)
+
+import torch.distributed as dist
+from mmdet.engine.hooks.utils import trigger_visualization_hook
+from mmdet.utils import setup_cache_size_limit_of_dynamo
+from mmengine.config import DictAction
+from mmengine.dist import is_main_process
+from mmengine.evaluator import DumpResults
+from mmengine.runner import Runner
+
+from projects.sdpt.cli import (
+    check_weights_exist,
+    default_work_dir,
+    setup_cpu_distributed,
+    user_errors,
+)
+from projects.sdpt.engine.config import load_config
 from projects.sdpt.utils.io import atomic_write_json
 
 
 def parse_args():
-    from mmengine.config import DictAction
     parser = argparse.ArgumentParser(description='Test (and evaluate) a model')
     parser.add_argument('config', help='test config file path')
     parser.add_argument(
@@ -66,12 +79,7 @@ def parse_args():
 
 def main():
     args = parse_args()
-    import os
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    from mmdet.engine.hooks.utils import trigger_visualization_hook
-    from mmdet.utils import setup_cache_size_limit_of_dynamo
-    from mmengine.evaluator import DumpResults
-    from mmengine.runner import Runner
     setup_cache_size_limit_of_dynamo()
 
     cfg = load_config(args.config, args.cfg_options)
@@ -103,14 +111,12 @@ def main():
                 DumpResults(out_file_path=args.out))
         metrics = runner.test()
     if args.metrics_out:
-        from mmengine.dist import is_main_process
         if is_main_process():
             atomic_write_json({k: float(v) if isinstance(v, (int, float))
                                else v for k, v in metrics.items()},
                               args.metrics_out, indent=2)
     # Leave the process group cleanly: gloo aborts at interpreter exit
     # when a group is still alive.
-    import torch.distributed as dist
     if dist.is_initialized():
         dist.barrier()
         dist.destroy_process_group()

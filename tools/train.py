@@ -3,19 +3,29 @@
     python tools/train.py configs/sdpt_glip_coco_1shot.py [--amp] [--resume]
 """
 import argparse
+import os
 import os.path as osp
 
 import _bootstrap  # noqa: F401
+
+import torch.distributed as dist
+from mmdet.utils import setup_cache_size_limit_of_dynamo
+from mmengine.config import DictAction
+from mmengine.runner import Runner
+
+from projects.sdpt.cli import (
+    add_progress_hook,
+    check_train_data_or_exit,
+    check_weights_exist,
+    default_work_dir,
+    setup_cpu_distributed,
+    user_errors,
+)
+from projects.sdpt.engine.config import load_config
 from projects.sdpt.engine.hooks import use_atomic_checkpoints
-from projects.sdpt.utils.cli import (add_progress_hook,
-                                     check_train_data_or_exit,
-                                     check_weights_exist, default_work_dir,
-                                     load_config, setup_cpu_distributed,
-                                     user_errors)
 
 
 def parse_args():
-    from mmengine.config import DictAction
     parser = argparse.ArgumentParser(description='Train a detector')
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--work-dir', help='the dir to save logs and models')
@@ -50,10 +60,7 @@ def parse_args():
 
 def main():
     args = parse_args()
-    import os
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    from mmdet.utils import setup_cache_size_limit_of_dynamo
-    from mmengine.runner import Runner
     setup_cache_size_limit_of_dynamo()
 
     cfg = load_config(args.config, args.cfg_options)
@@ -86,7 +93,6 @@ def main():
         runner.train()
     # Leave the process group cleanly: gloo aborts at interpreter exit
     # when a group is still alive.
-    import torch.distributed as dist
     if dist.is_initialized():
         dist.barrier()
         dist.destroy_process_group()

@@ -1,27 +1,40 @@
 """Parameter-efficient prompt tuning for mmdet's GLIP and Grounding DINO.
 
-``custom_imports = dict(imports=['projects.sdpt'])`` registers everything:
+``custom_imports = dict(imports=['projects.sdpt'])`` registers everything.
+The subpackages are layers, bottom to top; a module imports only from its
+own layer or a lower one (``tests/test_layers.py`` checks it):
 
-- ``models/``: ``PromptTunedDetector`` (mmdet MODELS), the shared wrapper
-  that builds mmdet's detector, attaches a method and freezes the rest, and
-  the per-detector fusion adapters;
-- ``methods/``: the prompt methods (mmdet MODELS), one module each;
-- ``engine/``: runner hooks (mmdet HOOKS, one per file in ``hooks/``) and the
-  safe loaders of mmengine checkpoints under torch >= 2.6;
-- ``datasets/``: ``ClassSubsetPrompt`` (mmdet TRANSFORMS), the annotation
-  checker, few-shot splits, the benchmarks' dataset settings, synthetic data;
-- ``evaluation/``: evaluation reports and experiment statistics;
-- ``experiments/``: grids of runs, comparison and transfer tables, speed;
-- ``inference/``: detection on image files (``tools/infer.py``).
+1. ``utils``, ``version``: files written whole, the repository root;
+2. ``detectors``: what differs between GLIP and Grounding DINO (fusion
+   layers, masks, text encoder, GLIP's sized head);
+3. ``methods``: the prompt methods (mmdet ``MODELS``), one module each, and
+   the prompted fusion attention;
+4. ``models``: ``PromptTunedDetector``, the wrapper that builds mmdet's
+   detector, attaches a method, freezes the rest and reports what trains;
+5. ``checkpoint``: the safe checkpoint loaders, the prompt checkpoint format
+   and its card;
+6. ``datasets``, ``evaluation``: transforms, the annotation checker,
+   few-shot splits, benchmark settings, synthetic data; reports, statistics,
+   diagnostics and plots;
+7. ``engine``: loading a config, the runner hooks (mmdet ``HOOKS``);
+8. ``inference``: detection on image files, the prompt bank;
+9. ``experiments``: grids of runs, the comparison, the transfer suite,
+   speed;
+10. ``cli``: what ``tools/`` share.
 """
-from .version import __version__  # noqa: F401
+from .checkpoint import *  # noqa: F401, F403
+from .checkpoint import __all__ as _checkpoint
 from .datasets import *  # noqa: F401, F403
-from .engine import *  # noqa: F401, F403
-from .methods import *  # noqa: F401, F403
-from .models import *  # noqa: F401, F403
 from .datasets import __all__ as _datasets
-from .engine.hooks import __all__ as _hooks
+from .detectors import *  # noqa: F401, F403
+from .detectors import __all__ as _detectors
+from .engine import *  # noqa: F401, F403
+from .engine import __all__ as _engine
+from .methods import *  # noqa: F401, F403
 from .methods import __all__ as _methods
+from .models import *  # noqa: F401, F403
 from .models import __all__ as _models
+from .version import __version__  # noqa: F401
 
-__all__ = _models + _methods + _hooks + _datasets
+__all__ = (_detectors + _methods + _models + _checkpoint + _datasets +
+           _engine)

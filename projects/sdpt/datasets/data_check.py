@@ -27,6 +27,9 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional, Sequence
 
+from PIL import Image, UnidentifiedImageError
+from transformers import AutoTokenizer, BasicTokenizer
+
 MAX_LISTED = 20  # issues listed per kind in a formatted report
 SPECIAL_TOKENS = '. '  # mmdet's GLIP / Grounding DINO join class names so
 # Grounding DINO splits its text self-attention into phrases at these tokens.
@@ -119,7 +122,6 @@ def _is_number(value) -> bool:
 def _load_tokenizer(tokenizer):
     if tokenizer is None or not isinstance(tokenizer, str):
         return tokenizer
-    from transformers import AutoTokenizer
     return AutoTokenizer.from_pretrained(tokenizer, local_files_only=True)
 
 
@@ -321,7 +323,6 @@ def _check_images(report, ann_file, data, img_dir, decode_images):
 
 
 def _check_image_file(report, ann_file, where, img, path, decode):
-    from PIL import Image, UnidentifiedImageError
     if not osp.isfile(path):
         report.error(
             'missing-image', path, f'{ann_file} {where}',
@@ -556,7 +557,6 @@ def _check_class_names(report, ann_file, names, max_tokens, tokenizer):
         _check_tokens(report, ann_file, names, cleaned, max_tokens,
                       tokenizer)
     elif max_tokens is not None:
-        from transformers import BasicTokenizer
         basic = BasicTokenizer(do_lower_case=True)
         caption = SPECIAL_TOKENS.join(cleaned)
         count = len(basic.tokenize(caption)) + 2  # [CLS], [SEP]

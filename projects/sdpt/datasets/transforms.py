@@ -9,10 +9,13 @@ gets a caption of its own positive classes plus randomly drawn negatives,
 as many as fit ``max_tokens``, and its labels are renumbered to that list.
 """
 import random
+import warnings
 
 import numpy as np
 from mmcv.transforms import BaseTransform
+from mmdet.models.detectors.glip import clean_label_name
 from mmdet.registry import TRANSFORMS
+from transformers import AutoTokenizer
 
 
 @TRANSFORMS.register_module()
@@ -47,9 +50,7 @@ class ClassSubsetPrompt(BaseTransform):
     def cost(self, name):
         """Tokens the class name takes in mmdet's plain prompt."""
         if name not in self._cost:
-            from mmdet.models.detectors.glip import clean_label_name
             if self._tokenizer is None:
-                from transformers import AutoTokenizer
                 self._tokenizer = AutoTokenizer.from_pretrained(
                     self.tokenizer_name)
             self._cost[name] = len(
@@ -68,7 +69,6 @@ class ClassSubsetPrompt(BaseTransform):
             else:
                 dropped.append(label)
         if dropped:
-            import warnings
             warnings.warn(
                 'ClassSubsetPrompt: the positive classes of '
                 f'{results.get("img_path")} do not fit {self.max_tokens} '

@@ -1,5 +1,7 @@
-"""Runner hooks (one per file in ``hooks/``), the safe checkpoint loaders and
-the prompt checkpoint format with its card (``prompt_card.py``)."""
-from . import checkpoint_loading  # noqa: F401  (registers the loaders)
+"""Running with mmengine: the project's way of loading a config
+(``config.py``) and the runner hooks (one per file in ``hooks/``)."""
+from .config import load_config
 from .hooks import *  # noqa: F401, F403
-from .prompt_card import BaseWeightsMismatch  # noqa: F401
+from .hooks import __all__ as _hooks
+
+__all__ = ['load_config'] + _hooks

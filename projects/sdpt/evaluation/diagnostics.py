@@ -22,14 +22,14 @@ from typing import Dict, List, Optional, Sequence
 import torch
 import torch.nn as nn
 
-from ..models.fusion_adapters import fusion_adapter_for
+from ..detectors.adapters import detector_adapter_for
 from ..models.prompt_tuned_detector import METHOD_ATTR
 
 
 def _fusion_blocks(detector: nn.Module) -> List[nn.Module]:
     """The modules holding each fusion layer's residual scales."""
     blocks = []
-    for layer in fusion_adapter_for(detector).fusion_layers(detector):
+    for layer in detector_adapter_for(detector).fusion_layers(detector):
         block = detector.get_submodule(layer.name.rsplit('.', 1)[0])
         if not (hasattr(block, 'gamma_v') and hasattr(block, 'gamma_l')):
             raise ValueError(f'{layer.name}: its parent has no gamma_v / '
@@ -72,7 +72,7 @@ def method_disabled(detector: nn.Module):
 
 def _fusion_outputs(detector: nn.Module, batch: Dict) -> List[tuple]:
     outputs, handles = [], []
-    for layer in fusion_adapter_for(detector).fusion_layers(detector):
+    for layer in detector_adapter_for(detector).fusion_layers(detector):
         handles.append(layer.attention.register_forward_hook(
             lambda _m, _i, out: outputs.append(
                 tuple(o.detach().float() for o in out[:2]))))

@@ -4,11 +4,13 @@ import os
 import os.path as osp
 from typing import Dict, List, Tuple
 
+import matplotlib
+import matplotlib.pyplot as plt
+
 
 def _pyplot():
-    import matplotlib
+    """pyplot on the Agg backend: plots are files, never windows."""
     matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
     return plt
 
 

@@ -28,15 +28,24 @@ is the command line.
 import statistics
 import time
 
-from .speed import _build, _peak_memory, _sync, class_names, spawn_child, \
-    synthetic_batch
+import torch
+
+from ..checkpoint.prompt_checkpoint import CARD_KEY, META_KEY
+from ..inference.prompt_bank import PromptBank
+from .measurement import (
+    build_model,
+    class_names,
+    peak_memory,
+    spawn_child,
+    sync,
+    synthetic_batch,
+)
 
 BANK_MODES = ('bank', 'separate', 'sequential', 'bank_uncached')
 
 
 def _task_prompts(method, count):
     """``count`` sets of random values of the method's parameters."""
-    import torch
     tasks = []
     for t in range(count):
         gen = torch.Generator().manual_seed(1000 + t)
@@ -55,15 +64,12 @@ def _rotated(classes, t):
 
 def run_bank_child(spec):
     """Time one (N, mode) of ``spec`` in this process (module docstring)."""
-    import torch
 
-    from ..engine.prompt_card import CARD_KEY, META_KEY
-    from ..models.prompt_bank import PromptBank
     if spec.get('threads'):
         torch.set_num_threads(spec['threads'])
     device, mode, count = spec['device'], spec['mode'], spec['tasks']
     batch = spec['batch']
-    cfg, model = _build(spec)
+    cfg, model = build_model(spec)
     model.eval()
     method = model.prompt_tuning
     prompts = _task_prompts(method, count)
@@ -72,7 +78,7 @@ def run_bank_child(spec):
     models = [model]
     bank = None
     if mode == 'separate':
-        models += [_build(spec)[1].eval() for _ in range(count - 1)]
+        models += [build_model(spec)[1].eval() for _ in range(count - 1)]
         for instance, values in zip(models, prompts):
             instance.prompt_tuning.load_state_dict(values)
     elif mode.startswith('bank'):
@@ -131,10 +137,10 @@ def run_bank_child(spec):
     for i in range(spec['warmup'] + spec['repeats']):
         if i == spec['warmup']:
             calls[0] = 0
-        _sync(device)
+        sync(device)
         start = time.perf_counter()
         run_all()
-        _sync(device)
+        sync(device)
         if i >= spec['warmup']:
             times.append(time.perf_counter() - start)
     images = count * batch
@@ -148,7 +154,7 @@ def run_bank_child(spec):
     return dict(
         times_s=times,
         images_per_s=[images / t for t in times],
-        peak_memory_bytes=_peak_memory(device),
+        peak_memory_bytes=peak_memory(device),
         model_bytes=model_bytes,
         prompt_projections_per_image=calls[0] / (images * spec['repeats']))
 
@@ -159,7 +165,6 @@ def benchmark_bank(config, options=None, lang_model=None, size=320,
                    spawn=spawn_child):
     """The report dict (module docstring): ``runs[N][mode]`` and
     ``ratios[N]``."""
-    import torch
     device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
     report = dict(
         config=config, options=dict(options or {}), device=device,

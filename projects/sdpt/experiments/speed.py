@@ -14,7 +14,7 @@ class names (COCO's when the config names none), with a few random boxes for
 the loss.
 
 Every (config, phase, batch size) runs in a fresh child process
-(``python -m projects.sdpt.experiments.speed --child SPEC``), so peak memory
+(``python -m projects.sdpt.experiments.benchmark_child --child SPEC``), so peak memory
 is that phase's alone: ``torch.cuda.max_memory_allocated`` on a GPU, the
 child's peak resident set size (``ru_maxrss``, weights and runtime included)
 on CPU. With ``rounds=N`` the children of the two configs alternate N times
@@ -28,109 +28,32 @@ processes on a shared machine. Usage::
 
 ``tools/speed_benchmark.py`` is the command line.
 """
-import argparse
-import json
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 
-from ..utils.cli import REPO_ROOT, load_config
+import torch
+from mmengine.optim import OptimWrapper
+
+from ..models.prompt_tuned_detector import (
+    allowed_trainable_names,
+    trainable_parameter_report,
+)
+from .measurement import (
+    NothingTrainsError,
+    build_model,
+    class_names,
+    peak_memory,
+    spawn_child,
+    sync,
+    synthetic_batch,
+)
 
 PHASES = ('infer', 'train')
-#: Prefix of the child's result line on stdout (the rest is the JSON).
-RESULT_PREFIX = 'RESULT '
-
-
-class ChildFailedError(RuntimeError):
-    """A measurement's child process failed (its stderr was printed)."""
-
-
-class NothingTrainsError(ValueError):
-    """A config without trainable parameters: no training step to time."""
-
-
 # ---- child: one (config, phase, batch size) --------------------------------
-def _build(spec):
-    import torch
-    from mmdet.registry import MODELS
-    from mmdet.utils import register_all_modules
-    register_all_modules()
-    import projects.sdpt  # noqa: F401
-    cfg = load_config(spec['config'], spec.get('options'))
-    detector = cfg.model.get('detector', cfg.model)
-    if spec.get('lang_model'):
-        detector.language_model.name = spec['lang_model']
-        if 'lang_model_name' in detector.get('bbox_head', {}):
-            detector.bbox_head.lang_model_name = spec['lang_model']
-    torch.manual_seed(0)
-    model = MODELS.build(cfg.model)
-    model.init_weights()
-    return cfg, model.to(spec['device'])
-
-
-def class_names(cfg):
-    """The config's class names (train, else test data), else COCO's."""
-    for loader in ('train_dataloader', 'test_dataloader'):
-        dataset = cfg.get(loader, {}).get('dataset', {})
-        classes = (dataset.get('metainfo') or {}).get('classes')
-        if classes:
-            return tuple(classes)
-    from mmdet.datasets import CocoDataset
-    return tuple(CocoDataset.METAINFO['classes'])
-
-
-def synthetic_batch(classes, size, batch_size, seed=0):
-    """Raw data (what a dataloader yields) of random images with boxes."""
-    import torch
-    from mmdet.structures import DetDataSample
-    from mmengine.structures import InstanceData
-    gen = torch.Generator().manual_seed(seed)
-    inputs, samples = [], []
-    for i in range(batch_size):
-        inputs.append(
-            torch.randint(0, 256, (3, size, size), generator=gen,
-                          dtype=torch.uint8))
-        sample = DetDataSample(
-            metainfo=dict(
-                img_id=i,
-                img_path=f'synthetic_{i}.jpg',
-                ori_shape=(size, size),
-                img_shape=(size, size),
-                scale_factor=(1.0, 1.0),
-                text=classes,
-                custom_entities=True))
-        num_boxes = 3
-        xy = torch.rand(num_boxes, 2, generator=gen) * size * 0.6
-        wh = torch.rand(num_boxes, 2, generator=gen) * size * 0.3 + 8
-        sample.gt_instances = InstanceData(
-            bboxes=torch.cat([xy, xy + wh], dim=1),
-            labels=torch.randint(0, len(classes), (num_boxes, ),
-                                 generator=gen))
-        samples.append(sample)
-    return dict(inputs=inputs, data_samples=samples)
-
-
-def _sync(device):
-    import torch
-    if device == 'cuda':
-        torch.cuda.synchronize()
-
-
-def _peak_memory(device):
-    import resource
-    import torch
-    if device == 'cuda':
-        return int(torch.cuda.max_memory_allocated())
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
-
-
 def checkpoint_bytes(model):
     """Size of the checkpoint ``PromptTuningHook`` would keep."""
-    import torch
-    from ..models.prompt_tuned_detector import allowed_trainable_names
     keep = set(allowed_trainable_names(model))
     state = {k: v for k, v in model.state_dict().items() if k in keep}
     with tempfile.NamedTemporaryFile(suffix='.pth') as f:
@@ -142,12 +65,10 @@ def run_child(spec):
     """Time one (config, phase, batch size) of ``spec`` in this process:
     ``times_s`` of the repetitions after warm-up, ``peak_memory_bytes``, and
     with ``with_checkpoint`` the checkpoint size and trainable counts."""
-    import torch
-    from ..models.prompt_tuned_detector import trainable_parameter_report
     if spec.get('threads'):
         torch.set_num_threads(spec['threads'])
     device = spec['device']
-    cfg, model = _build(spec)
+    cfg, model = build_model(spec)
     data = synthetic_batch(class_names(cfg), spec['size'], spec['batch'])
     times = []
     if spec['phase'] == 'infer':
@@ -155,14 +76,13 @@ def run_child(spec):
         with torch.no_grad():
             batch = model.data_preprocessor(data, training=False)
             for i in range(spec['warmup'] + spec['repeats']):
-                _sync(device)
+                sync(device)
                 start = time.perf_counter()
                 model(**batch, mode='predict')
-                _sync(device)
+                sync(device)
                 if i >= spec['warmup']:
                     times.append(time.perf_counter() - start)
     else:
-        from mmengine.optim import OptimWrapper
         trainable = [p for p in model.parameters() if p.requires_grad]
         if not trainable:
             raise NothingTrainsError(f'{spec["config"]}: nothing trains')
@@ -171,13 +91,13 @@ def run_child(spec):
             clip_grad=dict(max_norm=1.0, norm_type=2))
         model.train()
         for i in range(spec['warmup'] + spec['repeats']):
-            _sync(device)
+            sync(device)
             start = time.perf_counter()
             model.train_step(data, wrapper)
-            _sync(device)
+            sync(device)
             if i >= spec['warmup']:
                 times.append(time.perf_counter() - start)
-    result = dict(times_s=times, peak_memory_bytes=_peak_memory(device))
+    result = dict(times_s=times, peak_memory_bytes=peak_memory(device))
     if spec.get('with_checkpoint'):
         result.update(
             checkpoint_bytes=checkpoint_bytes(model),
@@ -186,26 +106,6 @@ def run_child(spec):
 
 
 # ---- parent -----------------------------------------------------------------
-def spawn_child(spec):
-    """``run_child(spec)`` in a fresh Python process; its result."""
-    # The child imports the package from the repository root whatever the
-    # working directory; config paths in ``spec`` stay relative to it.
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        p for p in (REPO_ROOT, os.environ.get('PYTHONPATH')) if p))
-    proc = subprocess.run(
-        [sys.executable, '-m', __name__, '--child', json.dumps(spec)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env)
-    lines = [line for line in proc.stdout.splitlines()
-             if line.startswith(RESULT_PREFIX)]
-    if proc.returncode != 0 or not lines:
-        sys.stderr.write(proc.stderr[-4000:])
-        raise ChildFailedError(f'benchmark child failed: {spec}')
-    return json.loads(lines[-1][len(RESULT_PREFIX):])
-
-
 def summarise(runs):
     """Medians over every timed repetition of every round."""
     out = {}
@@ -225,7 +125,6 @@ def benchmark(config, compare=None, options=None, compare_options=None,
     """Measure ``config`` (and ``compare``) phase by phase, each in a child
     (``spawn``); the report dict (module doc). ``options`` /
     ``compare_options``: ``{key: value}`` overrides of each config."""
-    import torch
     device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
     configs = [('config', config, dict(options or {}))]
     if compare:
@@ -329,23 +228,3 @@ def print_report(report):
         if key in report['ratios']:
             row += f'{report["ratios"][key]:>16.3f}'
         print(row)
-
-
-def child_main(argv=None):
-    """Entry point of a child: run the JSON spec, print the result line."""
-    parser = argparse.ArgumentParser(description='one benchmark child')
-    parser.add_argument('--child', required=True, help='JSON spec')
-    spec = json.loads(parser.parse_args(argv).child)
-    try:
-        if spec.get('bank_mode'):
-            from .bank_speed import run_bank_child
-            result = run_bank_child(spec)
-        else:
-            result = run_child(spec)
-    except NothingTrainsError as err:
-        raise SystemExit(str(err)) from None
-    print(RESULT_PREFIX + json.dumps(result), flush=True)
-
-
-if __name__ == '__main__':
-    child_main()

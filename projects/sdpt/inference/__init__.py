@@ -2,8 +2,12 @@
 checkpoint, or a full checkpoint) or a prompt bank; ``tools/infer.py`` is its
 command line."""
 from .images import BadImage, Skipped, collect_images, read_image
-from .inferencer import (InferenceSummary, NoClassNamesError,
-                         PromptInferencer, parse_class_names)
+from .inferencer import (
+                         InferenceSummary,
+                         NoClassNamesError,
+                         PromptInferencer,
+                         parse_class_names,
+)
 from .loading import LoadedWeights, build_detector, load_weights
 
 __all__ = [

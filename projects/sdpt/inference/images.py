@@ -15,11 +15,14 @@ import os.path as osp
 from dataclasses import dataclass
 from typing import List, Sequence, Tuple
 
-from mmdet.datasets.transforms import LoadAnnotations
-from mmengine.dataset import Compose
+from mmcv.transforms import LoadImageFromFile
 
 # mmdet's DetInferencer reads folders with these suffixes.
 from mmdet.apis.det_inferencer import IMG_EXTENSIONS
+from mmdet.datasets.transforms import LoadAnnotations
+from mmdet.registry import TRANSFORMS
+from mmengine.dataset import Compose
+from PIL import Image, UnidentifiedImageError
 
 
 class BadImage(Exception):
@@ -76,8 +79,6 @@ def collect_images(inputs: Sequence[str]) -> Tuple[List[str], List[Skipped]]:
 def split_test_pipeline(pipeline_cfg):
     """(the image loader, the rest) of a config's test pipeline, without
     ``LoadAnnotations`` (inference has no annotations)."""
-    from mmcv.transforms import LoadImageFromFile
-    from mmdet.registry import TRANSFORMS
     transforms = [TRANSFORMS.build(t) if isinstance(t, dict) else t
                   for t in pipeline_cfg]
     if not transforms or not isinstance(transforms[0], LoadImageFromFile):
@@ -113,7 +114,6 @@ def read_image(loader, path: str) -> dict:
 
 def _check_complete(path: str) -> None:
     """Refuse a truncated or corrupt file the loader decoded anyway."""
-    from PIL import Image, UnidentifiedImageError
     try:
         with Image.open(path) as image:
             image.load()

@@ -23,16 +23,26 @@ import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
+import cv2
 import numpy as np
 import torch
+from mmdet.registry import VISUALIZERS
 from mmengine.dataset import pseudo_collate
 from mmengine.logging import print_log
+from rich.console import Console
+from rich.progress import Progress
 
-from ..models.prompt_bank import PromptBank
+from ..engine.config import load_config
 from ..utils.io import atomic_write, atomic_write_json
-from .images import (BadImage, Skipped, collect_images, read_image,
-                     split_test_pipeline)
+from .images import (
+    BadImage,
+    Skipped,
+    collect_images,
+    read_image,
+    split_test_pipeline,
+)
 from .loading import build_detector, load_weights
+from .prompt_bank import PromptBank
 
 
 class NoClassNamesError(ValueError):
@@ -123,7 +133,6 @@ class PromptInferencer:
         (``{name: prompt checkpoint}``) on ``base_weights``, each task's
         classes from ``task_texts[name]`` or its card.
         """
-        from ..utils.cli import load_config
         cfg = load_config(config, cfg_options)
         if base_weights is None and not checkpoint:
             base_weights = cfg.get('base_weights')
@@ -301,7 +310,6 @@ class PromptInferencer:
         return {pair: i + 1 for i, pair in enumerate(pairs)}
 
     def _build_visualizer(self):
-        from mmdet.registry import VISUALIZERS
         cfg = dict(self.cfg.get('visualizer') or dict(
             type='DetLocalVisualizer'))
         # a fresh instance (mmengine keeps visualizers by name) that writes
@@ -311,7 +319,6 @@ class PromptInferencer:
         return VISUALIZERS.build(cfg)
 
     def _draw(self, entry, pred, score_thr, out_file):
-        import cv2
         classes = self.task_classes(entry['task'])
         self.visualizer.dataset_meta = dict(classes=tuple(classes),
                                             palette='random')
@@ -362,8 +369,6 @@ class _progress:
     def __enter__(self):
         if not self.enabled:
             return lambda: None
-        from rich.console import Console
-        from rich.progress import Progress
         self.progress = Progress(console=Console(stderr=True))
         self.progress.start()
         task = self.progress.add_task('Inference', total=self.total)

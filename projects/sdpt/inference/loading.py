@@ -6,13 +6,20 @@ from dataclasses import dataclass
 from typing import Optional
 
 import torch
+from mmdet.registry import MODELS
+from mmdet.utils import register_all_modules
 from mmengine.logging import print_log
 from mmengine.runner.checkpoint import _load_checkpoint
 
-from ..engine.prompt_card import (META_KEY, PromptCheckpointMismatch,
-                                  base_fingerprint, card_of,
-                                  complete_prompt_checkpoint,
-                                  load_prompt_checkpoint, state_dict_of)
+from ..checkpoint.prompt_checkpoint import (
+    META_KEY,
+    PromptCheckpointMismatch,
+    base_fingerprint,
+    card_of,
+    complete_prompt_checkpoint,
+    load_prompt_checkpoint,
+    state_dict_of,
+)
 from ..models.prompt_tuned_detector import METHOD_ATTR
 
 
@@ -28,10 +35,7 @@ class LoadedWeights:
 
 def build_detector(cfg, device='cpu'):
     """``cfg.model`` built (random weights), in eval mode on ``device``."""
-    from mmdet.registry import MODELS
-    from mmdet.utils import register_all_modules
     register_all_modules()
-    import projects.sdpt  # noqa: F401  (registers the plugin)
     model = MODELS.build(cfg.model)
     return model.to(device).eval()
 

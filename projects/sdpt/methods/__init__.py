@@ -6,16 +6,19 @@ Every method is a :class:`PromptMethod` registered in mmdet's ``MODELS``
 """
 from typing import Dict
 
+from mmdet.registry import MODELS
+
 from .base import DetectorSubsetMethod, PromptMethod, ReplacedMethod
 from .bitfit import BitFit
+from .bottleneck_adapter import BottleneckAdapter, FusionBottleneckAdapter
 from .dpt import ClassAwareVisualPrompt, DPTPrompt
-from .fusion_adapter import BottleneckAdapter, FusionBottleneckAdapter
-from .fusion_prompt import FusionPromptMethod, prompted_bi_attention
+from .fusion_prompt import FusionPromptMethod
 from .independent_dual import IndependentDualPrompt
 from .language_prompt import LanguagePromptOffset
 from .linear_probe import LinearProbing
 from .lora import LoRA
 from .maple import MaPLePrompt
+from .prompted_attention import prompted_bi_attention
 from .sdpt import InverseProjection, SDPTPrompt, UnifiedPrototypePrompt
 from .text_prompt import TextContextPrompt
 from .visual_prompt import VisualDeepPrompt
@@ -23,7 +26,6 @@ from .visual_prompt import VisualDeepPrompt
 
 def registered_methods() -> Dict[str, type]:
     """``{registered name: class}`` of every prompt method in the registry."""
-    from mmdet.registry import MODELS
     return {
         name: cls
         for name, cls in sorted(MODELS.module_dict.items())

@@ -11,7 +11,8 @@ unified tokens through frozen inverse projections (``methods/sdpt.py``),
 independent dual prompts hold one free tensor per side
 (``methods/independent_dual.py``).
 
-Two equal paths compute the prompted attention:
+Two equal paths compute the prompted attention (the math of both is in
+``methods/prompted_attention.py``):
 
 * ``prompted_bi_attention`` (``fast_attention=True``, default) computes only
   the original tokens' rows (prompts enter as keys and values only) with the
@@ -27,115 +28,23 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
-from mmdet.models.utils.vlfuse_helper import MAX_CLAMP_VALUE
 from torch import Tensor
 
-from ..models.fusion_adapters import (FusionAdapter, FusionLayer,
-                                       select_fusion_layers)
+from ..detectors.adapters import (
+    DetectorAdapter,
+    FusionLayer,
+    select_fusion_layers,
+)
 from .base import PromptMethod, ReplacedMethod
+from .prompted_attention import (
+    drop_prompt_rows,
+    extend_attention_inputs,
+    prompt_projections,
+    prompted_bi_attention,
+    split_attention_call,
+)
 
 MODES = ('synchronous', 'reference')
-
-
-def _split_attention_call(args, kwargs):
-    """(vision, lang, mask_v, mask_l) of a BiMultiHeadAttention call."""
-    names = ('vision', 'lang', 'attention_mask_v', 'attention_mask_l')
-    values = dict(zip(names, args))
-    values.update(kwargs)
-    return [values.get(n) for n in names]
-
-
-def _heads(tensor: Tensor, num_heads: int) -> Tensor:
-    """(..., N, E) -> (..., heads, N, E / heads)."""
-    *lead, n, e = tensor.shape
-    return tensor.view(*lead, n, num_heads, e // num_heads).transpose(-3, -2)
-
-
-def _merge_heads(tensor: Tensor) -> Tensor:
-    """(B, heads, N, d) -> (B, N, heads * d)."""
-    b, h, n, d = tensor.shape
-    return tensor.transpose(1, 2).reshape(b, n, h * d)
-
-
-def _clamp(logits: Tensor, attn) -> Tensor:
-    if attn.clamp_min_for_underflow:
-        logits = torch.clamp(logits, min=-MAX_CLAMP_VALUE)
-    if attn.clamp_max_for_overflow:
-        logits = torch.clamp(logits, max=MAX_CLAMP_VALUE)
-    return logits
-
-
-def prompted_bi_attention(attn, vision: Tensor, lang: Tensor,
-                          mask_v: Optional[Tensor],
-                          image_query_text_mask: Optional[Tensor],
-                          prompts: Tuple[Tensor, Tensor, Optional[Tensor],
-                                         Optional[Tensor]],
-                          prompts_visible_to_image: bool):
-    """mmdet ``BiMultiHeadAttention.forward`` on ``[V; Pv]`` and ``[L; Pl]``,
-    computing only the rows of the original tokens.
-
-    The straightforward path appends the prompt copies to the inputs and drops
-    the prompt rows of both outputs. Here the prompts enter only as keys and
-    values, through their projections (``prompts``: ``v_proj(Pv) * scale``,
-    ``values_v_proj(Pv)``, ``l_proj(Pl)``, ``values_l_proj(Pl)``, each
-    (heads, K, head_dim) in the inputs' dtype, cacheable at inference; the
-    last two None in reference mode): image queries attend to
-    ``[L; Pl]`` (or to ``L`` alone when ``prompts_visible_to_image`` is False,
-    reference mode, where the masked prompt keys are never computed) and text
-    queries to ``[V; Pv]``. The operations on every kept entry are mmdet's
-    (clamps, max shift over all keys, masks, softmax, dropout), so the result
-    equals the straightforward path up to floating-point summation order.
-
-    Args:
-        attn: the ``BiMultiHeadAttention`` instance (its weights are used).
-        mask_v: the visual padding mask (B, Nv), bool, or None.
-        image_query_text_mask: the text mask the image queries see on the
-            original text entries, in mmdet's additive convention, or None.
-    """
-    bsz, num_v, _ = vision.shape
-    heads = attn.num_heads
-    q_p, vv_p, k_p, vl_p = prompts
-    query = _heads(attn.v_proj(vision) * attn.scale, heads)  # B,H,Nv,d
-    key = _heads(attn.l_proj(lang), heads)  # B,H,Nl,d
-    value_v = _heads(attn.values_v_proj(vision), heads)
-    value_l = _heads(attn.values_l_proj(lang), heads)
-
-    logits = _clamp(query @ key.transpose(-1, -2), attn)  # B,H,Nv,Nl
-    # text queries: logits over [V; Pv]; Pv's are q_p . key
-    logits_pl = _clamp(torch.matmul(q_p, key.transpose(-1, -2)), attn)
-    logits_l = torch.cat([logits, logits_pl], dim=2).transpose(-1, -2)
-    logits_l = logits_l - torch.max(logits_l, dim=-1, keepdim=True)[0]
-    logits_l = _clamp(logits_l, attn)
-    if mask_v is not None:
-        mask_v = torch.cat(
-            [mask_v, mask_v.new_zeros(bsz, q_p.shape[-2])], dim=1)
-        logits_l = logits_l.masked_fill(mask_v[:, None, None, :],
-                                        float('-inf'))
-    probs_l = logits_l.softmax(dim=-1)
-
-    # image queries: logits over [L; Pl] (synchronous) or L (reference)
-    if prompts_visible_to_image:
-        logits_v = torch.cat(
-            [logits, _clamp(torch.matmul(query, k_p.transpose(-1, -2)),
-                            attn)],
-            dim=-1)
-        values_for_v = torch.cat(
-            [value_l, vl_p.expand(bsz, -1, -1, -1)], dim=2)
-    else:
-        logits_v, values_for_v = logits, value_l
-    if image_query_text_mask is not None:
-        mask = image_query_text_mask[:, None, None, :]
-        logits_v = logits_v + mask.masked_fill(mask == 0, -9e15)
-    probs_v = F.softmax(logits_v, dim=-1)
-
-    probs_v = F.dropout(probs_v, p=attn.dropout, training=attn.training)
-    probs_l = F.dropout(probs_l, p=attn.dropout, training=attn.training)
-    out_v = probs_v @ values_for_v
-    out_l = probs_l @ torch.cat([value_v, vv_p.expand(bsz, -1, -1, -1)],
-                                dim=2)
-    return (attn.out_v_proj(_merge_heads(out_v)),
-            attn.out_l_proj(_merge_heads(out_l)))
 
 
 class FusionPromptMethod(PromptMethod):
@@ -171,7 +80,7 @@ class FusionPromptMethod(PromptMethod):
         self.num_tokens = num_tokens
         self.layers = layers
         self.mode = mode
-        self.adapter: Optional[FusionAdapter] = None
+        self.adapter: Optional[DetectorAdapter] = None
         self.prompted_layers: List[FusionLayer] = []
 
     # ---- to implement ----------------------------------------------------
@@ -187,7 +96,7 @@ class FusionPromptMethod(PromptMethod):
     def select_layers(self, all_layers: List[FusionLayer]):
         return select_fusion_layers(all_layers, self.layers)
 
-    def attach(self, detector: nn.Module, adapter: FusionAdapter):
+    def attach(self, detector: nn.Module, adapter: DetectorAdapter):
         """Hook the prompts into ``detector``'s fusion attentions."""
         self.adapter = adapter
         self.prompted_layers = self.select_layers(
@@ -276,17 +185,9 @@ class FusionPromptMethod(PromptMethod):
 
         def compute():
             image_tokens, text_tokens = self._prompt_tokens_cached(layer)
-            image_tokens = image_tokens.to(dtype)
-            heads = attn.num_heads
-            projections = (
-                _heads(attn.v_proj(image_tokens) * attn.scale, heads),
-                _heads(attn.values_v_proj(image_tokens), heads))
-            if not text_side:
-                return projections + (None, None)
-            text_tokens = text_tokens.to(dtype)
-            return projections + (
-                _heads(attn.l_proj(text_tokens), heads),
-                _heads(attn.values_l_proj(text_tokens), heads))
+            return prompt_projections(
+                attn, image_tokens.to(dtype),
+                text_tokens.to(dtype) if text_side else None)
 
         return self._cached(layer, f'projections_{dtype}_{text_side}',
                             [attn], compute)
@@ -298,7 +199,7 @@ class FusionPromptMethod(PromptMethod):
         def forward(*args, **kwargs):
             if not (self.enabled and self._fast(attention)):
                 return original(attention, *args, **kwargs)
-            vision, lang, mask_v, mask_l = _split_attention_call(args, kwargs)
+            vision, lang, mask_v, mask_l = split_attention_call(args, kwargs)
             batch, num_text = lang.shape[:2]
             visible = self.mode == 'synchronous'
             # the text mask the hook path gives the image queries
@@ -321,23 +222,13 @@ class FusionPromptMethod(PromptMethod):
         def extend_inputs(module, args, kwargs):
             if not self.enabled or self._fast(module):
                 return None
-            vision, lang, mask_v, mask_l = _split_attention_call(args, kwargs)
-            batch, num_text = lang.shape[:2]
+            vision, lang, mask_v, mask_l = split_attention_call(args, kwargs)
             image_tokens, text_tokens = self._per_image(
-                lambda: self._prompt_tokens_cached(layer), batch)
-            k = image_tokens.shape[-2]
-            # One set of tokens for every image (broadcast over the batch),
-            # or each image its task's (a prompt bank).
-            vision = torch.cat(
-                [vision, image_tokens.to(vision.dtype).expand(batch, -1, -1)],
-                dim=1)
-            lang = torch.cat(
-                [lang, text_tokens.to(lang.dtype).expand(batch, -1, -1)],
-                dim=1)
-            mask_v = self.adapter.extend_visual_mask(mask_v, k)
-            mask_l = self.adapter.extend_text_mask(
-                mask_l, batch, num_text, k, lang.device,
-                visible=self.mode == 'synchronous')
+                lambda: self._prompt_tokens_cached(layer), lang.shape[0])
+            vision, lang, mask_v, mask_l = extend_attention_inputs(
+                vision, lang, mask_v, mask_l, image_tokens, text_tokens,
+                self.adapter,
+                prompts_visible_to_image=self.mode == 'synchronous')
             return (vision, lang), dict(
                 attention_mask_v=mask_v, attention_mask_l=mask_l)
 
@@ -346,8 +237,7 @@ class FusionPromptMethod(PromptMethod):
     def _drop_prompt_rows(self, module, args, output):
         if not self.enabled or self._fast(module):
             return None
-        out_v, out_l = output
-        return out_v[:, :-self.num_tokens], out_l[:, :-self.num_tokens]
+        return drop_prompt_rows(*output, self.num_tokens)
 
     def signature(self) -> Dict:
         """What a checkpoint of this method must match to load."""

@@ -3,7 +3,7 @@ train.
 
 Nothing is added to the detector; the method names the parameters that
 train, through :meth:`PromptMethod.trainable_patterns` (the detector's
-adapter knows where they are, ``FusionAdapter.prediction_layer_patterns``):
+adapter knows where they are, ``DetectorAdapter.prediction_layer_patterns``):
 
 * GLIP: the head's box and centerness convolutions (``bbox_pred``,
   ``centerness``), the text projection of the alignment score

@@ -41,8 +41,9 @@ from typing import Dict, List, Sequence, Union
 
 import torch.nn as nn
 from mmdet.registry import MODELS
+from peft.tuners.lora.layer import Linear as PeftLoRALinear
 
-from ..models.fusion_adapters import select_fusion_layers
+from ..detectors.adapters import select_fusion_layers
 from .base import PromptMethod, ReplacedMethod
 
 FUSION_PROJECTIONS = ('v_proj', 'l_proj', 'values_v_proj', 'values_l_proj',
@@ -142,7 +143,6 @@ class LoRA(PromptMethod):
         return targets
 
     def attach(self, detector, adapter):
-        from peft.tuners.lora.layer import Linear as PeftLoRALinear
         self.adapter = adapter
         for name, linear in self.target_linears(detector, adapter).items():
             peft_layer = PeftLoRALinear(

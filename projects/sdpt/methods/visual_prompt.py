@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from mmdet.registry import MODELS
 from torch import Tensor
 
-from ..models.fusion_adapters import use_non_reentrant_checkpoint
+from ..detectors.adapters import use_non_reentrant_checkpoint
 from .base import PromptMethod, ReplacedMethod
 
 

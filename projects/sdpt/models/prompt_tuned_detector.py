@@ -33,21 +33,14 @@ import torch.nn as nn
 from mmdet.registry import MODELS
 from mmengine.logging import print_log
 
-from .fusion_adapters import fusion_adapter_for
+from ..detectors.adapters import detector_adapter_for
+from ..detectors.text_encoder import text_encoder_paths
 
 METHOD_ATTR = 'prompt_tuning'
 
 
 class MissingLanguageModelError(OSError):
     pass
-
-
-def language_model_names(detector: dict) -> List[str]:
-    """The Hugging Face names / directories a GLIP or Grounding DINO config
-    reads its text encoder from."""
-    names = [(detector.get('language_model') or {}).get('name'),
-             (detector.get('bbox_head') or {}).get('lang_model_name')]
-    return sorted({n for n in names if n})
 
 
 def language_model_message(missing: Sequence[str], err=None) -> str:
@@ -139,13 +132,13 @@ def PromptTunedDetector(detector: dict,
     try:
         model = MODELS.build(detector)
     except OSError as err:
-        names = language_model_names(detector)
+        names = text_encoder_paths(detector)
         missing = [n for n in names if not osp.isdir(n)]
         if not missing:
             raise
         raise MissingLanguageModelError(
             language_model_message(missing, err)) from None
-    adapter = fusion_adapter_for(model)
+    adapter = detector_adapter_for(model)
     method = None
     if prompt is not None:
         method = MODELS.build(prompt)

@@ -43,12 +43,16 @@ detection-data pretraining (``"red circle. green square. ..."``).
     root/source/{train,val}/*.png        + annotations/instances_<split>.json
     root/shifts/<shift>/{train,dev,test}/*.png  + annotations/...
 """
+import json
 import os
 import os.path as osp
 import random
 import shutil
 from dataclasses import dataclass
 from typing import Dict, Optional, Sequence, Tuple
+
+import numpy as np
+from PIL import Image, ImageDraw
 
 from ...utils.io import atomic_write_json
 from .demo_assets import make_tiny_bert
@@ -142,7 +146,6 @@ def corpus_words() -> Tuple[str, ...]:
 
 
 def _background(rng, size: int, kind: str):
-    import numpy as np
     nprng = np.random.default_rng(rng.randrange(2**31))
     if kind == 'noise':
         grey = nprng.integers(90, 141, size=(size, size), dtype=np.int16)
@@ -181,8 +184,6 @@ def render_image(rng: random.Random, size: int, classes: Sequence[str],
     Objects are placed without overlapping so that every box is fully
     visible.
     """
-    import numpy as np
-    from PIL import Image, ImageDraw
     img = _background(rng, size, background)
     yy, xx = np.mgrid[0:size, 0:size]
     stripes = ((xx + yy) // 3) % 2 == 0
@@ -223,7 +224,6 @@ def write_split(out_dir: str, split: str, count: int, drawn: Sequence[str],
 
     Class ``i`` is named ``classes[i]`` and drawn as ``drawn[i]``.
     """
-    from PIL import Image
     ann_file = osp.join(out_dir, 'annotations', f'instances_{split}.json')
     if osp.exists(ann_file):
         return ann_file
@@ -291,7 +291,6 @@ def make_synthetic_corpus(root: str = 'data/synthetic',
 
 def _write_renamed(ann_file: str, names: Sequence[str]) -> str:
     """``ann_file`` with its categories renamed to ``names`` (in order)."""
-    import json
     out = base_names_ann_file(ann_file)
     if not osp.exists(out):
         with open(ann_file) as f:

@@ -20,6 +20,14 @@ import random
 import string
 from typing import Dict, List
 
+import torch
+from mmdet.registry import MODELS
+from mmdet.utils import register_all_modules
+from mmengine.config import Config
+from PIL import Image, ImageDraw
+from transformers import BertConfig, BertModel, BertTokenizer
+
+from ...detectors.text_encoder import set_text_encoder
 from ...utils.io import atomic_write, atomic_write_json
 
 CLASSES = ('circle', 'square', 'triangle')
@@ -45,8 +53,6 @@ def make_tiny_bert(out_dir: str,
                    num_layers: int = 1,
                    extra_words=()) -> str:
     """Write a randomly initialised BERT and its tokenizer to ``out_dir``."""
-    import torch
-    from transformers import BertConfig, BertModel, BertTokenizer
     if osp.exists(osp.join(out_dir, 'config.json')):
         return out_dir
     os.makedirs(out_dir, exist_ok=True)
@@ -79,7 +85,6 @@ def make_shapes_dataset(root: str,
     Each image has 1-3 shapes of random colour and size on a noisy
     background; boxes are exact. Returns ``root``.
     """
-    from PIL import Image, ImageDraw
     num_images = num_images or dict(train=16, val=8)
     done = osp.join(root, 'annotations', 'instances_val.json')
     if osp.exists(done):
@@ -147,19 +152,13 @@ def make_base_weights(config_path: str, out_file: str, bert_dir: str) -> str:
     The demo's base model is random (no pretrained tiny base yet); saving it
     once gives training and testing the same base through ``load_from``.
     """
-    import torch
-    from mmengine.config import Config
-    from mmdet.registry import MODELS
-    from mmdet.utils import register_all_modules
     if osp.exists(out_file):
         return out_file
     register_all_modules()
     cfg = Config.fromfile(config_path)
     detector_cfg = cfg.model.get('detector', cfg.model)
     # the tiny BERT written for this root, not the config's default path
-    detector_cfg.language_model.name = bert_dir
-    if 'lang_model_name' in detector_cfg.get('bbox_head', {}):
-        detector_cfg.bbox_head.lang_model_name = bert_dir
+    set_text_encoder(detector_cfg, bert_dir)
     torch.manual_seed(0)
     model = MODELS.build(detector_cfg)
     model.init_weights()

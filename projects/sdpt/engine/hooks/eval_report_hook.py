@@ -15,6 +15,7 @@ for the COCO metrics of the run.
 import os
 import os.path as osp
 
+import mmcv
 from mmdet.registry import HOOKS
 from mmengine.hooks import Hook
 
@@ -65,7 +66,6 @@ class EvalReportHook(Hook):
                         outputs=None):
         if self._drawn >= self.num_images or not outputs or runner.rank:
             return
-        import mmcv
         visualizer = runner.visualizer
         out_dir = osp.join(self._out_dir(runner, 'test'), 'detections')
         os.makedirs(out_dir, exist_ok=True)

@@ -7,7 +7,7 @@
 * ``after_val_epoch``: remembers the last validation metrics for the card.
 * ``before_save_checkpoint``: keeps only the trainable parameters (a prompt
   checkpoint), records what they belong to in ``meta['prompt_tuning']`` and
-  writes the prompt card in ``meta['prompt_card']`` (``engine/prompt_card.py``).
+  writes the prompt card in ``meta['prompt_card']`` (``checkpoint/prompt_checkpoint.py``).
 * ``after_load_checkpoint``: refuses a prompt checkpoint made for another
   model (detector, method, K, layers) or other base weights (the card's
   fingerprint; ``allow_base_mismatch=True`` loads it anyway), and a detector
@@ -17,21 +17,28 @@
 """
 from typing import Optional
 
+from mmdet.registry import HOOKS
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.runner import BaseLoop
-from mmdet.registry import HOOKS
 
-from ...models.prompt_tuned_detector import (METHOD_ATTR, allowed_trainable_names,
-                                    format_report, trainable_parameter_report)
-# The checkpoint format lives with the card; these names are re-exported
-# here, where callers have always imported them from.
-from ..prompt_card import (CARD_KEY, META_KEY, OVERRIDE, RECORD_ONLY,  # noqa: F401
-                           BaseWeightsMismatch, PromptCheckpointMismatch,
-                           base_fingerprint, build_card,
-                           check_prompt_checkpoint,
-                           complete_prompt_checkpoint)
-from ..prompt_card import state_dict_of as _state_dict_of
+from ...checkpoint.prompt_checkpoint import (
+    CARD_KEY,
+    META_KEY,
+    OVERRIDE,
+    PromptCheckpointMismatch,
+    base_fingerprint,
+    build_card,
+    check_prompt_checkpoint,
+    complete_prompt_checkpoint,
+)
+from ...checkpoint.prompt_checkpoint import state_dict_of as _state_dict_of
+from ...models.prompt_tuned_detector import (
+    METHOD_ATTR,
+    allowed_trainable_names,
+    format_report,
+    trainable_parameter_report,
+)
 
 
 def _unwrap(model):

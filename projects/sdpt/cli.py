@@ -1,32 +1,24 @@
-"""What the command-line tools share: loading a config the project's way,
-work directories, CPU distributed runs, missing weights and known failures
-as one clear message."""
+"""What the command-line tools share: work directories, CPU distributed
+runs, missing weights, the training data check, a prompt card as text, and
+the project's known failures as one clear message."""
 import contextlib
+import os
 import os.path as osp
+import urllib.error
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.dirname(
-    osp.abspath(__file__)))))
+import torch
+import torch.distributed as dist
+from mmengine.logging import MMLogger
 
-
-def load_config(path, cfg_options=None):
-    from mmengine.config import Config
-    if not osp.isfile(path):
-        raise SystemExit(f'Config file not found: {path}')
-    cfg = Config.fromfile(path)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    # Benchmark configs (configs/odinw, lvis, custom): fill in the data of
-    # the chosen dataset / shots / seed (datasets/benchmark_settings.py).
-    from ..datasets.benchmark_settings import BenchmarkError, apply_benchmark
-    try:
-        apply_benchmark(cfg)
-    except BenchmarkError as e:
-        raise SystemExit(f'{path}: {e}')
-    # Remember the detector weights before --resume / --checkpoint replace
-    # load_from: prompt checkpoints are completed with them on load.
-    if cfg.get('base_weights') is None and cfg.get('load_from'):
-        cfg.base_weights = cfg.load_from
-    return cfg
+from .checkpoint.prompt_checkpoint import RECORD_ONLY, PromptCheckpointMismatch
+from .checkpoint.safe_loading import (
+    CorruptCheckpointError,
+    UntrustedCheckpointError,
+)
+from .datasets.data_check import DataCheckError, check_train_data
+from .engine.hooks import NonFiniteLossError
+from .engine.hooks.progress_hook import PROGRESS_FD_ENV
+from .models import MissingLanguageModelError
 
 
 def default_work_dir(config_path, cfg=None):
@@ -49,8 +41,6 @@ def setup_cpu_distributed(cfg, launcher):
     start the gloo process group ourselves (mmengine then skips its own) and
     build DDP without device ids. GPU runs are left to mmengine (nccl).
     """
-    import torch
-    import torch.distributed as dist
     if launcher == 'none' or torch.cuda.is_available():
         return
     cfg.env_cfg.setdefault('dist_cfg', {})['backend'] = 'gloo'
@@ -84,12 +74,6 @@ def check_weights_exist(cfg):
 @contextlib.contextmanager
 def user_errors(cfg=None):
     """Report the project's known failures as one message, exit status 1."""
-    import urllib.error
-    from ..datasets.data_check import DataCheckError
-    from ..engine.checkpoint_loading import (CorruptCheckpointError,
-                                             UntrustedCheckpointError)
-    from ..engine.hooks import NonFiniteLossError, PromptCheckpointMismatch
-    from ..models import MissingLanguageModelError
     try:
         yield
     except (MissingLanguageModelError, CorruptCheckpointError,
@@ -99,7 +83,6 @@ def user_errors(cfg=None):
     except urllib.error.URLError as err:
         urls = [cfg.get(k) for k in ('load_from', 'base_weights')
                 if cfg is not None and '://' in str(cfg.get(k))]
-        import torch
         raise SystemExit(
             f'Could not download {urls or "the weights"} ({err.reason}). '
             f'Offline? Download the file elsewhere and pass --cfg-options '
@@ -110,8 +93,6 @@ def user_errors(cfg=None):
 def add_progress_hook(cfg, label: str) -> None:
     """Add ``ProgressHook`` when a grid asked for progress on its terminal
     (``SDPT_PROGRESS_FD`` set): a run's own output then goes to its log."""
-    import os
-    from ..engine.hooks.progress_hook import PROGRESS_FD_ENV
     if os.environ.get(PROGRESS_FD_ENV) and not any(
             h.get('type') == 'ProgressHook'
             for h in cfg.get('custom_hooks', [])):
@@ -122,8 +103,6 @@ def add_progress_hook(cfg, label: str) -> None:
 def check_train_data_or_exit(cfg) -> None:
     """Stop before anything is built when the training set has errors;
     warnings are logged."""
-    from mmengine.logging import MMLogger
-    from ..datasets.data_check import check_train_data
     logger = MMLogger.get_instance('sdpt_data_check')
     bad = []
     for report in check_train_data(cfg):
@@ -139,3 +118,58 @@ def check_train_data_or_exit(cfg) -> None:
             '\nThe training data has errors (above): fix them, or check again '
             'with tools/check_annotations.py. --skip-data-check trains '
             'anyway.')
+
+
+def format_card(info: dict, path: str) -> str:
+    """``info`` (:func:`read_checkpoint_meta`) as text for a terminal."""
+    signature, card = info['signature'], info['card']
+    lines = [f'{path}']
+    if signature is None:
+        lines.append('  not a prompt checkpoint (no prompt-tuning metadata): '
+                     'a detector checkpoint, or one saved without '
+                     'PromptTuningHook')
+        lines.append(f'  {info["tensors"]} tensors, '
+                     f'{info["parameters"]:,} values')
+        return '\n'.join(lines)
+    if card is None:
+        lines.append('  no prompt card (saved before cards existed): no base '
+                     'fingerprint, classes or metrics recorded')
+    rows = [('method', signature.get('method')),
+            ('detector', signature.get('detector'))]
+    options = {k: v for k, v in signature.items()
+               if k not in ('method', 'detector') + RECORD_ONLY}
+    rows.append(('signature', ', '.join(f'{k}={v}' for k, v in
+                                        options.items()) or '-'))
+    if card:
+        task = {k: v for k, v in (card.get('task') or {}).items()
+                if v is not None}
+        metrics = card.get('metrics') or {}
+        rows += [
+            ('base fingerprint', card.get('base_fingerprint')),
+            ('base weights', card.get('base_weights')),
+            ('classes', f'{len(card["classes"])}: ' +
+             ', '.join(card['classes']) if card.get('classes') else None),
+            ('task', ', '.join(f'{k}={v}' for k, v in task.items()) or None),
+            ('experiment', ', '.join(
+                f'{k}={v}' for k, v in (card.get('experiment') or {}).items())
+             or None),
+            ('metrics', (', '.join(f'{k}={v:.4g}' if isinstance(v, float)
+                                   else f'{k}={v}'
+                                   for k, v in metrics.items()) +
+                         f' (iteration {card.get("metrics_iter")})')
+             if metrics else 'none (no validation before the save)'),
+            ('saved at iteration', card.get('iter')),
+            ('trainable', f'{card["trainable"]:,} of {card["total"]:,} '
+             f'({card["trainable_percent"]:.4f}%)'),
+            ('toolbox', card.get('toolbox_version')),
+            ('mmdet / torch', f'{card.get("mmdet_version")} / '
+             f'{card.get("torch_version")}'),
+            ('saved at', card.get('saved_at')),
+        ]
+    else:
+        rows.append(('base weights', signature.get('base_weights')))
+    rows.append(('tensors', f'{info["tensors"]} ({info["parameters"]:,} '
+                 f'values)'))
+    width = max(len(k) for k, _ in rows)
+    lines += [f'  {k:<{width}}  {v}' for k, v in rows if v is not None]
+    return '\n'.join(lines)

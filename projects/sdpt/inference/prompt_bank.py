@@ -30,7 +30,7 @@ mmdet's Grounding DINO lets the captions of a batch change each other's
 results: image queries attend to text padding, and the encoder's text layers
 give some heads of an image another image's attention mask. Neither matters
 when every image has the same caption; for mixed tasks the bank corrects
-both (``FusionAdapter.separate_captions``), so each image's result is its
+both (``DetectorAdapter.separate_captions``), so each image's result is its
 result alone.
 """
 import contextlib
@@ -40,7 +40,17 @@ from typing import Dict, List, Optional, Sequence, Union
 import torch
 import torch.nn as nn
 
-from .prompt_tuned_detector import METHOD_ATTR
+from ..checkpoint.prompt_checkpoint import (
+    base_fingerprint,
+    card_of,
+    check_base_fingerprint,
+    check_prompt_checkpoint,
+    load_prompt_checkpoint,
+    state_dict_of,
+)
+from ..methods import registered_methods
+from ..methods.base import PromptMethod
+from ..models.prompt_tuned_detector import METHOD_ATTR
 
 
 class PromptBankError(ValueError):
@@ -90,7 +100,6 @@ class PromptBank:
     """
 
     def __init__(self, model: nn.Module, fingerprint: Optional[str] = None):
-        from ..methods.base import PromptMethod
         method = getattr(model, METHOD_ATTR, None)
         if not isinstance(method, PromptMethod):
             raise PromptBankError(
@@ -109,7 +118,6 @@ class PromptBank:
         self.model = model
         self.method = method
         if fingerprint is None:
-            from ..engine.prompt_card import base_fingerprint
             fingerprint = base_fingerprint(model)
         self.fingerprint = fingerprint
         self.tasks: Dict[str, BankTask] = {}
@@ -123,10 +131,6 @@ class PromptBank:
         checkpoint dict) as task ``name``. ``classes`` default to its card's.
         Refused: another method signature, another base fingerprint
         (unless ``allow_base_mismatch``), no class names."""
-        from ..engine.prompt_card import (card_of, check_base_fingerprint,
-                                          check_prompt_checkpoint,
-                                          load_prompt_checkpoint,
-                                          state_dict_of)
         if name in self.tasks:
             raise PromptBankError(f'The bank already has a task {name!r}.')
         source = checkpoint if isinstance(checkpoint, str) else \
@@ -220,8 +224,6 @@ def mixed_task_methods() -> List[str]:
     """Registered methods that can serve mixed-task batches (some only in
     some settings: :meth:`PromptMethod.mixed_task_support` of the instance
     decides)."""
-    from ..methods import registered_methods
-    from ..methods.base import PromptMethod
     return [
         name for name, cls in registered_methods().items()
         if cls.mixed_task_support is not PromptMethod.mixed_task_support

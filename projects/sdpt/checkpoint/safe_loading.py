@@ -20,17 +20,21 @@ import zipfile
 import numpy as np
 import torch
 from mmengine.logging import HistoryBuffer
-from mmengine.runner.checkpoint import (CheckpointLoader, load_from_http,
-                                        load_from_local)
+from mmengine.runner.checkpoint import (
+    CheckpointLoader,
+    load_from_http,
+    load_from_local,
+)
+
+try:
+    from numpy._core import multiarray
+except ImportError:  # numpy < 2
+    from numpy.core import multiarray
 
 TRUST_ENV = 'SDPT_TRUST_CHECKPOINTS'
 
 
 def _numpy_globals():
-    try:
-        from numpy._core import multiarray
-    except ImportError:  # numpy < 2
-        from numpy.core import multiarray
     types = [np.ndarray, np.dtype]
     types += [type(np.dtype(t)) for t in (np.float64, np.float32, np.float16,
                                           np.int64, np.int32, np.uint8,

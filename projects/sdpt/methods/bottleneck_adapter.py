@@ -28,7 +28,7 @@ import torch.nn as nn
 from mmdet.registry import MODELS
 from torch import Tensor
 
-from ..models.fusion_adapters import select_fusion_layers
+from ..detectors.adapters import select_fusion_layers
 from .base import PromptMethod
 
 ACTIVATIONS = {'relu': nn.ReLU, 'gelu': nn.GELU}

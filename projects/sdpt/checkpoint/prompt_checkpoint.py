@@ -27,19 +27,25 @@ refuses a different fingerprint (:class:`BaseWeightsMismatch`, naming both),
 unless ``allow_base_mismatch`` is set. A checkpoint saved before cards
 existed still loads, with a warning that nothing can be checked.
 """
+import contextlib
 import datetime
 import hashlib
+import io
 import json
 from collections import OrderedDict
 from typing import Dict, Optional
 
+import mmdet
 import torch
 from mmengine.logging import print_log
 from mmengine.runner.checkpoint import _load_checkpoint
 
-from ..models.prompt_tuned_detector import (METHOD_ATTR,
-                                            allowed_trainable_names,
-                                            trainable_parameter_report)
+from ..models.prompt_tuned_detector import (
+    METHOD_ATTR,
+    allowed_trainable_names,
+    trainable_parameter_report,
+)
+from ..version import toolbox_version
 
 #: ``meta`` key of the method signature (compared on load)
 META_KEY = 'prompt_tuning'
@@ -109,9 +115,7 @@ def build_card(model, *, fingerprint: str, base_weights=None, classes=None,
                task=None, experiment=None, metrics=None, metrics_iter=None,
                iteration=None) -> dict:
     """The card of ``model``'s method (see the module docstring)."""
-    import mmdet
 
-    from ..version import toolbox_version
     method = getattr(model, METHOD_ATTR)
     signature = method.signature()
     counts = trainable_parameter_report(model)
@@ -268,8 +272,6 @@ def load_prompt_checkpoint(checkpoint, source: Optional[str] = None):
 def read_checkpoint_meta(path: str) -> dict:
     """``{'signature', 'card', 'tensors', 'parameters'}`` of a checkpoint
     file (any mmengine checkpoint; the last two count its state dict)."""
-    import contextlib
-    import io
 
     # mmengine prints "Loads checkpoint by ..." to stdout: keep it for data
     with contextlib.redirect_stdout(io.StringIO()):
@@ -283,58 +285,3 @@ def read_checkpoint_meta(path: str) -> dict:
         parameters=sum(
             v.numel() for v in state.values()
             if isinstance(v, torch.Tensor)))
-
-
-def format_card(info: dict, path: str) -> str:
-    """``info`` (:func:`read_checkpoint_meta`) as text for a terminal."""
-    signature, card = info['signature'], info['card']
-    lines = [f'{path}']
-    if signature is None:
-        lines.append('  not a prompt checkpoint (no prompt-tuning metadata): '
-                     'a detector checkpoint, or one saved without '
-                     'PromptTuningHook')
-        lines.append(f'  {info["tensors"]} tensors, '
-                     f'{info["parameters"]:,} values')
-        return '\n'.join(lines)
-    if card is None:
-        lines.append('  no prompt card (saved before cards existed): no base '
-                     'fingerprint, classes or metrics recorded')
-    rows = [('method', signature.get('method')),
-            ('detector', signature.get('detector'))]
-    options = {k: v for k, v in signature.items()
-               if k not in ('method', 'detector') + RECORD_ONLY}
-    rows.append(('signature', ', '.join(f'{k}={v}' for k, v in
-                                        options.items()) or '-'))
-    if card:
-        task = {k: v for k, v in (card.get('task') or {}).items()
-                if v is not None}
-        metrics = card.get('metrics') or {}
-        rows += [
-            ('base fingerprint', card.get('base_fingerprint')),
-            ('base weights', card.get('base_weights')),
-            ('classes', f'{len(card["classes"])}: ' +
-             ', '.join(card['classes']) if card.get('classes') else None),
-            ('task', ', '.join(f'{k}={v}' for k, v in task.items()) or None),
-            ('experiment', ', '.join(
-                f'{k}={v}' for k, v in (card.get('experiment') or {}).items())
-             or None),
-            ('metrics', (', '.join(f'{k}={v:.4g}' if isinstance(v, float)
-                                   else f'{k}={v}'
-                                   for k, v in metrics.items()) +
-                         f' (iteration {card.get("metrics_iter")})')
-             if metrics else 'none (no validation before the save)'),
-            ('saved at iteration', card.get('iter')),
-            ('trainable', f'{card["trainable"]:,} of {card["total"]:,} '
-             f'({card["trainable_percent"]:.4f}%)'),
-            ('toolbox', card.get('toolbox_version')),
-            ('mmdet / torch', f'{card.get("mmdet_version")} / '
-             f'{card.get("torch_version")}'),
-            ('saved at', card.get('saved_at')),
-        ]
-    else:
-        rows.append(('base weights', signature.get('base_weights')))
-    rows.append(('tensors', f'{info["tensors"]} ({info["parameters"]:,} '
-                 f'values)'))
-    width = max(len(k) for k, _ in rows)
-    lines += [f'  {k:<{width}}  {v}' for k, v in rows if v is not None]
-    return '\n'.join(lines)

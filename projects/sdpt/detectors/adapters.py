@@ -2,7 +2,7 @@
 
 GLIP and Grounding DINO both fuse with mmdet's ``BiMultiHeadAttention``; they
 differ in where those layers sit, in their widths and in their mask
-conventions. A :class:`FusionAdapter` holds exactly those differences, so a
+conventions. A :class:`DetectorAdapter` holds exactly those differences, so a
 prompt method is written once against :class:`FusionLayer`.
 """
 import functools
@@ -12,6 +12,8 @@ from typing import List, Optional
 
 import torch
 import torch.nn as nn
+from mmdet.models.backbones import SwinTransformer
+from mmdet.models.detectors import GLIP, GroundingDINO
 from mmdet.models.utils.vlfuse_helper import BiMultiHeadAttention, VLFuse
 from torch import Tensor
 from torch.utils.checkpoint import checkpoint
@@ -25,7 +27,7 @@ class FusionLayer:
     attention: BiMultiHeadAttention
     # The module a detector wraps in activation checkpointing around this
     # attention (None when it has no checkpointing); see
-    # ``FusionAdapter.make_checkpointing_gradient_safe``.
+    # ``DetectorAdapter.make_checkpointing_gradient_safe``.
     checkpointed: Optional[nn.Module]
 
     @property
@@ -92,7 +94,7 @@ def use_non_reentrant_checkpoint(module: nn.Module) -> None:
                                        weakref.ref(module))
 
 
-class FusionAdapter:
+class DetectorAdapter:
     """Model-specific knowledge a fusion-space prompt needs."""
 
     #: short name written into prompt checkpoints
@@ -133,7 +135,6 @@ class FusionAdapter:
 
     def image_backbone(self, detector: nn.Module) -> nn.Module:
         """The Swin backbone visual prompts go into."""
-        from mmdet.models.backbones import SwinTransformer
         backbone = detector.backbone
         if not isinstance(backbone, SwinTransformer):
             raise TypeError(
@@ -169,7 +170,7 @@ class FusionAdapter:
         raise NotImplementedError
 
 
-class GLIPFusionAdapter(FusionAdapter):
+class GLIPAdapter(DetectorAdapter):
     """GLIP (early_fuse=True): one ``VLFuse`` per DyHead block of
     ``bbox_head.head.dyhead_tower``; integer text mask, 1 = real token,
     0 = padding; no visual mask."""
@@ -230,7 +231,7 @@ class GLIPFusionAdapter(FusionAdapter):
         return torch.cat([mask, extra], dim=1)
 
 
-class GroundingDINOFusionAdapter(FusionAdapter):
+class GroundingDINOAdapter(DetectorAdapter):
     """Grounding DINO: ``encoder.fusion_layers[*].attn``; boolean masks where
     True means padding, for text and for the visual tokens.
 
@@ -350,13 +351,12 @@ def _mask_per_image_then_head(module, args, kwargs):
                                                      *mask.shape[2:]))
 
 
-def fusion_adapter_for(detector: nn.Module) -> FusionAdapter:
+def detector_adapter_for(detector: nn.Module) -> DetectorAdapter:
     """The adapter of an mmdet GLIP or Grounding DINO instance."""
-    from mmdet.models.detectors import GLIP, GroundingDINO
     if isinstance(detector, GroundingDINO):
-        return GroundingDINOFusionAdapter()
+        return GroundingDINOAdapter()
     if isinstance(detector, GLIP):
-        return GLIPFusionAdapter()
+        return GLIPAdapter()
     raise TypeError(
         f'Fusion-space prompts support mmdet GLIP and GroundingDINO, got '
         f'{type(detector).__name__}. Set model.detector to a GLIP or '

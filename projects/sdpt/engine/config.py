@@ -1,0 +1,31 @@
+"""Loading a config the project's way: mmengine's ``Config`` with
+``--cfg-options``, the benchmark settings filled in and the base weights
+remembered."""
+import os.path as osp
+
+from mmengine.config import Config
+
+from ..datasets.benchmark_settings import BenchmarkError, apply_benchmark
+
+
+def load_config(path, cfg_options=None):
+    """The config at ``path`` with ``cfg_options`` merged, its benchmark
+    setting applied (``datasets/benchmark_settings.py``) and ``base_weights``
+    defaulting to ``load_from``; ``SystemExit`` naming the file when it is
+    missing or its setting is wrong."""
+    if not osp.isfile(path):
+        raise SystemExit(f'Config file not found: {path}')
+    cfg = Config.fromfile(path)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    # Benchmark configs (configs/odinw, lvis, custom): fill in the data of
+    # the chosen dataset / shots / seed (datasets/benchmark_settings.py).
+    try:
+        apply_benchmark(cfg)
+    except BenchmarkError as e:
+        raise SystemExit(f'{path}: {e}')
+    # Remember the detector weights before --resume / --checkpoint replace
+    # load_from: prompt checkpoints are completed with them on load.
+    if cfg.get('base_weights') is None and cfg.get('load_from'):
+        cfg.base_weights = cfg.load_from
+    return cfg
