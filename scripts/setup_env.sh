@@ -37,6 +37,7 @@ if ! "$py" -c "import mmcv, mmcv.ops; assert mmcv.__version__ == '2.1.0'" >/dev/
   fi
 fi
 if ! "$py" -c "import mmdet, mmengine, transformers, fairscale, pycocotools, peft, pytest" >/dev/null 2>&1 \
+   || ! "$venv/bin/ruff" --version >/dev/null 2>&1 \
    || ! "$py" -c "import transformers, mmdet; assert transformers.__version__ == '4.46.3' and mmdet.__version__ == '3.3.0'" >/dev/null 2>&1; then
   echo "[setup] installing requirements.txt"
   pip install -r "$repo/requirements.txt"

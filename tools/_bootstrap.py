@@ -1,6 +1,8 @@
 """Imported first by every tool: the repository root on ``sys.path`` (so
 ``projects.sdpt`` imports from any working directory) and known noise off.
-The tools' logic lives in the package; see ``projects/sdpt/utils/cli.py``."""
+The tools' logic lives in the package; what they share is
+``projects/sdpt/cli.py``. The root is computed here, not imported from
+``projects.sdpt.utils.paths``: the package is importable only after it."""
 import os
 import os.path as osp
 import sys
