@@ -15,6 +15,7 @@ import os.path as osp
 from dataclasses import dataclass
 from typing import List, Sequence, Tuple
 
+import cv2
 from mmcv.transforms import LoadImageFromFile
 
 # mmdet's DetInferencer reads folders with these suffixes.
@@ -99,12 +100,17 @@ def read_image(loader, path: str) -> dict:
         raise BadImage('a folder inside a glob match; give it as a folder')
     if not os.access(path, os.R_OK):
         raise BadImage('cannot be read (permission denied)')
+    if osp.getsize(path) == 0:
+        # cv2 asserts on an empty buffer (cv2.error), before any decoding
+        raise BadImage('empty file (0 bytes)')
     try:
         results = loader(dict(img_path=path))
     except (AssertionError, ValueError, TypeError):  # mmcv: decoded to None
         results = None
     except OSError as err:
         raise BadImage(f'cannot be read ({err.strerror or err})') from None
+    except cv2.error as err:  # the cv2 backend refused the bytes
+        raise BadImage(f'not an image (OpenCV: {err.err or err})') from None
     if results is None or results.get('img') is None:
         _check_complete(path)  # an image file that is cut short?
         raise BadImage('not an image (the loader cannot decode it)')
