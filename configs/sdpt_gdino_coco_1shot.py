@@ -19,6 +19,8 @@ model = dict(
     _delete_=True,
     type='PromptTunedDetector',
     detector=_base_.model,
+    # read by mmdet's init_detector (options merged into detector.backbone)
+    backbone=dict(),
     prompt=dict(
         type='SDPTPrompt',
         num_tokens=68,

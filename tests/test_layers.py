@@ -19,11 +19,12 @@ PACKAGE_DIR = ROOT / 'projects' / 'sdpt'
 #: Bottom to top; names in one tuple share a layer (and may not import each
 #: other unless they are the same top-level name).
 LAYERS = (
-    ('utils', 'version'),
+    ('utils', ),
+    ('version', ),
     ('detectors', ),
     ('methods', ),
-    ('models', ),
     ('checkpoint', ),
+    ('models', ),
     ('datasets', 'evaluation'),
     ('engine', ),
     ('inference', ),

@@ -15,7 +15,7 @@ from mmdet.utils import register_all_modules
 from projects.sdpt.cli import user_errors
 from projects.sdpt.detectors.text_encoder import set_text_encoder
 from projects.sdpt.engine.config import load_config
-from projects.sdpt.models.prompt_tuned_detector import (
+from projects.sdpt.methods.trainable import (
     format_report,
     trainable_parameter_report,
 )

@@ -27,6 +27,8 @@ model = dict(
     _delete_=True,
     type='PromptTunedDetector',
     detector=detector,
+    # read by mmdet's init_detector (options merged into detector.backbone)
+    backbone=dict(),
     prompt=dict(type='SDPTPrompt', num_tokens=16, layers='all',
                 mode='synchronous'))
 # How tools/compare.py labels this run.

@@ -4,15 +4,17 @@
 The subpackages are layers, bottom to top; a module imports only from its
 own layer or a lower one (``tests/test_layers.py`` checks it):
 
-1. ``utils``, ``version``: files written whole, the repository root;
+1. ``utils``, then ``version``: files written whole, the repository root;
+   the toolbox version (with the git commit of the checkout);
 2. ``detectors``: what differs between GLIP and Grounding DINO (fusion
    layers, masks, text encoder, GLIP's sized head);
-3. ``methods``: the prompt methods (mmdet ``MODELS``), one module each, and
-   the prompted fusion attention;
-4. ``models``: ``PromptTunedDetector``, the wrapper that builds mmdet's
-   detector, attaches a method, freezes the rest and reports what trains;
-5. ``checkpoint``: the safe checkpoint loaders, the prompt checkpoint format
+3. ``methods``: the prompt methods (mmdet ``MODELS``), one module each, the
+   prompted fusion attention, and the rule of what trains;
+4. ``checkpoint``: the safe checkpoint loaders, the prompt checkpoint format
    and its card;
+5. ``models``: ``PromptTunedDetector``, the wrapper that builds mmdet's
+   detector, attaches a method, freezes the rest, reports what trains and
+   completes a prompt checkpoint with its base weights wherever it loads;
 6. ``datasets``, ``evaluation``: transforms, the annotation checker,
    few-shot splits, benchmark settings, synthetic data; reports, statistics,
    diagnostics and plots;

@@ -40,7 +40,7 @@ import torch
 from mmengine.logging import print_log
 from mmengine.runner.checkpoint import _load_checkpoint
 
-from ..models.prompt_tuned_detector import (
+from ..methods.trainable import (
     METHOD_ATTR,
     allowed_trainable_names,
     trainable_parameter_report,

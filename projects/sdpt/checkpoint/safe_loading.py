@@ -26,6 +26,8 @@ from mmengine.runner.checkpoint import (
     load_from_local,
 )
 
+from .load_completion import mark_loaded_checkpoint
+
 try:
     from numpy._core import multiarray
 except ImportError:  # numpy < 2
@@ -107,6 +109,13 @@ def _corrupt(filename):
 def _safe(loader):
 
     def load(filename, map_location=None, **kwargs):
+        # A prompt checkpoint's state dict carries its metadata, so that a
+        # prompt-tuned detector completes it wherever it is loaded
+        # (load_completion.py).
+        return mark_loaded_checkpoint(
+            _load(filename, map_location, **kwargs), filename)
+
+    def _load(filename, map_location=None, **kwargs):
         try:
             if os.environ.get(TRUST_ENV) == '1':
                 with _weights_only(False):

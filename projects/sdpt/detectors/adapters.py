@@ -155,6 +155,11 @@ class DetectorAdapter:
         return torch.cat([mask, mask.new_zeros(mask.shape[0], num_prompts)],
                          dim=1)
 
+    def fit_detections_per_image(self, detector: nn.Module) -> None:
+        """Let ``detector`` keep at most what exists per image: a head that
+        takes the top ``test_cfg.max_per_img`` of (queries x classes) would
+        fail on a dataset with few classes. Nothing by default."""
+
     def separate_captions(self, detector: nn.Module) -> List:
         """Make each image's result independent of the captions of the
         other images in its batch (they differ only in a prompt bank's
@@ -279,6 +284,16 @@ class GroundingDINOAdapter(DetectorAdapter):
         # and the heads.
         return [r'^decoder\.', r'^bbox_head\.', r'^query_embedding\.']
 
+    def fit_detections_per_image(self, detector):
+        # The head takes the top ``max_per_img`` (300 in mmdet's configs) of
+        # num_queries x num_classes scores: fewer exist with few classes (a
+        # one-class dataset on 100 queries) and topk fails. Keep all there
+        # are then, for this call only.
+        head = detector.bbox_head
+        head._predict_by_feat_single = functools.partial(
+            _predict_at_most_available,
+            type(head)._predict_by_feat_single.__get__(head))
+
     def separate_captions(self, detector):
         # Two places where mmdet's Grounding DINO mixes the captions of a
         # batch; both are no-ops when every image has the same caption.
@@ -322,6 +337,25 @@ class GroundingDINOAdapter(DetectorAdapter):
                           device=device)
         return torch.cat(
             [ones, ones.new_zeros(batch_size, num_prompts)], dim=1)
+
+
+def _predict_at_most_available(predict, cls_score, bbox_pred,
+                                token_positive_maps, img_meta, rescale=True):
+    """``predict`` (a Grounding DINO head's ``_predict_by_feat_single``) with
+    ``test_cfg.max_per_img`` capped at the scores that exist."""
+    classes = len(token_positive_maps) if token_positive_maps else 1
+    available = len(cls_score) * classes
+    test_cfg = predict.__self__.test_cfg
+    configured = test_cfg.get('max_per_img', len(cls_score))
+    if configured <= available:
+        return predict(cls_score, bbox_pred, token_positive_maps, img_meta,
+                       rescale)
+    test_cfg['max_per_img'] = available
+    try:
+        return predict(cls_score, bbox_pred, token_positive_maps, img_meta,
+                       rescale)
+    finally:
+        test_cfg['max_per_img'] = configured
 
 
 def _integer_text_mask(module, args, kwargs):

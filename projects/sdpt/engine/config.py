@@ -9,7 +9,8 @@ from ..datasets.benchmark_settings import BenchmarkError, apply_benchmark
 
 
 def load_config(path, cfg_options=None):
-    """The config at ``path`` with ``cfg_options`` merged, its benchmark
+    """The config at ``path`` with ``cfg_options`` merged, class names as
+    tuples (:func:`classes_as_tuples`), its benchmark
     setting applied (``datasets/benchmark_settings.py``) and ``base_weights``
     defaulting to ``load_from``; ``SystemExit`` naming the file when it is
     missing or its setting is wrong."""
@@ -18,6 +19,8 @@ def load_config(path, cfg_options=None):
     cfg = Config.fromfile(path)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
+    for key in list(cfg.keys()):
+        classes_as_tuples(cfg[key])
     # Benchmark configs (configs/odinw, lvis, custom): fill in the data of
     # the chosen dataset / shots / seed (datasets/benchmark_settings.py).
     try:
@@ -29,3 +32,24 @@ def load_config(path, cfg_options=None):
     if cfg.get('base_weights') is None and cfg.get('load_from'):
         cfg.base_weights = cfg.load_from
     return cfg
+
+
+def classes_as_tuples(node) -> None:
+    """Every ``metainfo.classes`` in ``node`` (a config, or any part of it)
+    as a tuple, in place.
+
+    ``--cfg-options ...metainfo.classes=[a,b]`` gives a list; mmdet's
+    GLIP and Grounding DINO use the class names as the caption and hash
+    it (a list fails deep inside ``loss`` with ``unhashable type``).
+    """
+    if isinstance(node, dict):
+        classes = (node.get('metainfo') or {}).get('classes') \
+            if isinstance(node.get('metainfo'), dict) else None
+        if isinstance(classes, list):
+            node['metainfo']['classes'] = tuple(classes)
+        for value in node.values():
+            classes_as_tuples(value)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            classes_as_tuples(value)
+

@@ -23,7 +23,7 @@ import torch
 import torch.nn as nn
 
 from ..detectors.adapters import detector_adapter_for
-from ..models.prompt_tuned_detector import METHOD_ATTR
+from ..methods.trainable import METHOD_ATTR
 
 
 def _fusion_blocks(detector: nn.Module) -> List[nn.Module]:

@@ -36,7 +36,7 @@ import time
 import torch
 from mmengine.optim import OptimWrapper
 
-from ..models.prompt_tuned_detector import (
+from ..methods.trainable import (
     allowed_trainable_names,
     trainable_parameter_report,
 )

@@ -20,7 +20,7 @@ from ..checkpoint.prompt_checkpoint import (
     load_prompt_checkpoint,
     state_dict_of,
 )
-from ..models.prompt_tuned_detector import METHOD_ATTR
+from ..methods.trainable import METHOD_ATTR
 
 
 @dataclass

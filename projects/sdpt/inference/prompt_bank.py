@@ -50,7 +50,7 @@ from ..checkpoint.prompt_checkpoint import (
 )
 from ..methods import registered_methods
 from ..methods.base import PromptMethod
-from ..models.prompt_tuned_detector import METHOD_ATTR
+from ..methods.trainable import METHOD_ATTR
 
 
 class PromptBankError(ValueError):

@@ -21,6 +21,11 @@ from .maple import MaPLePrompt
 from .prompted_attention import prompted_bi_attention
 from .sdpt import InverseProjection, SDPTPrompt, UnifiedPrototypePrompt
 from .text_prompt import TextContextPrompt
+from .trainable import (
+    METHOD_ATTR,
+    allowed_trainable_names,
+    trainable_parameter_report,
+)
 from .visual_prompt import VisualDeepPrompt
 
 
@@ -40,5 +45,6 @@ __all__ = [
     'TextContextPrompt', 'VisualDeepPrompt', 'DPTPrompt',
     'ClassAwareVisualPrompt', 'LanguagePromptOffset', 'LinearProbing',
     'BitFit', 'LoRA', 'FusionBottleneckAdapter', 'BottleneckAdapter',
-    'MaPLePrompt', 'registered_methods'
+    'MaPLePrompt', 'registered_methods', 'METHOD_ATTR',
+    'allowed_trainable_names', 'trainable_parameter_report'
 ]

@@ -27,16 +27,21 @@ zero-shot detector (nothing trains; evaluate it with ``tools/test.py``) and
 """
 import os.path as osp
 import re
-from typing import Dict, List, Optional, Sequence
+from typing import Optional, Sequence
 
-import torch.nn as nn
 from mmdet.registry import MODELS
 from mmengine.logging import print_log
 
+from ..checkpoint.load_completion import complete_on_load
 from ..detectors.adapters import detector_adapter_for
 from ..detectors.text_encoder import text_encoder_paths
-
-METHOD_ATTR = 'prompt_tuning'
+from ..methods.trainable import (
+    METHOD_ATTR,
+    allowed_trainable_names,
+    format_report,
+    freeze_all_but,
+    trainable_parameter_report,
+)
 
 
 class MissingLanguageModelError(OSError):
@@ -60,58 +65,12 @@ def language_model_message(missing: Sequence[str], err=None) -> str:
         f'HF_HOME to a cache that holds it.')
 
 
-def trainable_patterns(model: nn.Module) -> List[str]:
-    """Regexes of the detector parameters that train besides the method's
-    own: those the method names (``PromptMethod.trainable_patterns``: linear
-    probing, BitFit) and the config's ``extra_trainable``."""
-    method = getattr(model, METHOD_ATTR, None)
-    method_patterns = method.trainable_patterns() if method is not None \
-        else []
-    return list(method_patterns) + list(getattr(model, 'extra_trainable', ()))
-
-
-def allowed_trainable_names(model: nn.Module) -> List[str]:
-    """Names of the parameters that may train in a prompt-tuned model: the
-    method's own (``prompt_tuning.*``) and those :func:`trainable_patterns`
-    names. The one rule the build, the training check and prompt checkpoints
-    share."""
-    patterns = [re.compile(p) for p in trainable_patterns(model)]
-    names = []
-    for name, _ in model.named_parameters():
-        if name.startswith(METHOD_ATTR + '.') or any(
-                p.search(name) for p in patterns):
-            names.append(name)
-    return names
-
-
-def trainable_parameter_report(model: nn.Module) -> Dict:
-    """Counts of trainable and all parameters (each tensor counted once)."""
-    trainable = total = 0
-    for param in model.parameters():
-        total += param.numel()
-        if param.requires_grad:
-            trainable += param.numel()
-    return dict(
-        trainable=trainable,
-        total=total,
-        percent=100.0 * trainable / max(total, 1))
-
-
-def format_report(report: Dict) -> str:
-    return (f"trainable params: {report['trainable']:,} || all params: "
-            f"{report['total']:,} || trainable%: {report['percent']:.4f}")
-
-
-def freeze_all_but(model: nn.Module, names: Sequence[str]) -> None:
-    keep = set(names)
-    for name, param in model.named_parameters():
-        param.requires_grad_(name in keep)
-
-
 @MODELS.register_module()
 def PromptTunedDetector(detector: dict,
                         prompt: Optional[dict] = None,
                         extra_trainable: Sequence[str] = (),
+                        base_weights: Optional[str] = None,
+                        backbone: Optional[dict] = None,
                         data_preprocessor=None,
                         init_cfg=None):
     """Build ``detector``, attach the ``prompt`` method, freeze the rest.
@@ -124,11 +83,22 @@ def PromptTunedDetector(detector: dict,
             zero-shot detector or full fine-tuning.
         extra_trainable (list[str]): regexes of detector parameter names that
             also train (ablations); empty by default.
+        base_weights (str, optional): the detector weights a prompt
+            checkpoint is completed with wherever it is loaded into this
+            model (``checkpoint/load_completion.py``); by default those the
+            checkpoint names.
+        backbone (dict, optional): options merged into
+            ``detector.backbone``. mmdet's ``init_detector`` reads
+            ``cfg.model.backbone`` (to unset its ``init_cfg``), so the
+            project's configs give an empty one.
         data_preprocessor: accepted for mmdet config compatibility; the
             detector's own is used (set it inside ``detector``).
     """
     if data_preprocessor is not None and 'data_preprocessor' not in detector:
         detector = dict(detector, data_preprocessor=data_preprocessor)
+    if backbone:
+        detector = dict(detector, backbone=dict(detector['backbone'],
+                                                **backbone))
     try:
         model = MODELS.build(detector)
     except OSError as err:
@@ -139,12 +109,17 @@ def PromptTunedDetector(detector: dict,
         raise MissingLanguageModelError(
             language_model_message(missing, err)) from None
     adapter = detector_adapter_for(model)
+    adapter.fit_detections_per_image(model)
     method = None
     if prompt is not None:
         method = MODELS.build(prompt)
         method.attach(model, adapter)
         model.add_module(METHOD_ATTR, method)
     model.extra_trainable = list(extra_trainable)
+    model.base_weights = base_weights
+    # A prompt-only state dict is completed with its base weights on load,
+    # through mmdet's and mmengine's loaders as through ours.
+    model.register_load_state_dict_pre_hook(complete_on_load)
     freeze_all_but(model, allowed_trainable_names(model))
     named = [n for n, _ in model.named_parameters()]
     for source, patterns in (

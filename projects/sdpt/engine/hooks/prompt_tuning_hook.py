@@ -22,6 +22,7 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.runner import BaseLoop
 
+from ...checkpoint.load_completion import mark_prompt_state
 from ...checkpoint.prompt_checkpoint import (
     CARD_KEY,
     META_KEY,
@@ -33,7 +34,7 @@ from ...checkpoint.prompt_checkpoint import (
     complete_prompt_checkpoint,
 )
 from ...checkpoint.prompt_checkpoint import state_dict_of as _state_dict_of
-from ...models.prompt_tuned_detector import (
+from ...methods.trainable import (
     METHOD_ATTR,
     allowed_trainable_names,
     format_report,
@@ -155,7 +156,7 @@ class PromptTuningHook(Hook):
         if self._fingerprint is None:  # saved without training (tools)
             self._fingerprint = base_fingerprint(model)
         metrics_iter, metrics = self._metrics or (None, None)
-        meta[CARD_KEY] = build_card(
+        card = meta[CARD_KEY] = build_card(
             model,
             fingerprint=self._fingerprint,
             base_weights=base_weights,
@@ -166,6 +167,10 @@ class PromptTuningHook(Hook):
             metrics_iter=metrics_iter,
             # mmengine saves ``iter_{runner.iter + 1}`` before counting it
             iteration=getattr(runner, 'iter', -1) + 1)
+        if not self.save_full_model:
+            # what a plain torch.load + load_state_dict needs to complete it
+            checkpoint['state_dict'] = mark_prompt_state(
+                checkpoint['state_dict'], meta[META_KEY], card)
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         meta = (checkpoint.get('meta') or {}).get(META_KEY)

@@ -21,7 +21,7 @@ from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
-from ...models.prompt_tuned_detector import trainable_parameter_report
+from ...methods.trainable import trainable_parameter_report
 from ...utils.io import atomic_write_json
 
 COST_FILE = 'train_cost.json'
