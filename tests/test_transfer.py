@@ -20,9 +20,67 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+from conftest import REPO_ROOT
+from mmdet.models.utils.vlfuse_helper import VLFuse
+from mmdet.registry import MODELS
+from mmdet.structures import DetDataSample
+from mmdet.utils import register_all_modules
+from mmengine.config import Config
+from mmengine.structures import InstanceData
 from PIL import Image
 
-from conftest import REPO_ROOT
+from projects.sdpt.datasets.synthetic.corpus import (
+    COLOURS,
+    CORPUS_BERTS,
+    SHIFT_SPLITS,
+    SHIFTS,
+    SOURCE_CLASSES,
+    SOURCE_SPLITS,
+    base_names_ann_file,
+    corpus_words,
+    make_synthetic_corpus,
+    shift_dir,
+)
+from projects.sdpt.detectors import SizedATSSVLFusionHead
+from projects.sdpt.experiments import bases, comparison
+from projects.sdpt.experiments.ablations import ABLATIONS, ADAPTERS
+from projects.sdpt.experiments.bases import base_meta_file, file_sha256
+from projects.sdpt.experiments.grid import (
+    GridTask,
+    function_name,
+    resolve_function,
+    run_task,
+)
+from projects.sdpt.experiments.transfer.configs import (
+    apply_method,
+    apply_shift,
+    recipe_lr,
+    set_corpus_root,
+    suite_methods,
+)
+from projects.sdpt.experiments.transfer.plan import (
+    PRETRAIN,
+    RECHECK,
+    TUNE,
+    ZERO_SHOT,
+    TransferPlan,
+    cached_run_holds,
+    is_pretrain,
+    make_tasks,
+)
+from projects.sdpt.experiments.transfer.protocol import next_edge_lr, select_lr
+from projects.sdpt.experiments.transfer.report import (
+    final_rows,
+    finished_rows,
+    lr_grids,
+    sort_rows,
+    write_report,
+)
+from projects.sdpt.experiments.transfer.runs import tune
+from projects.sdpt.experiments.zoo import zoo_config, zoo_methods
+from projects.sdpt.methods.sdpt import SDPTPrompt
+from projects.sdpt.utils.io import atomic_write_json
 
 SIZE = 64
 COUNTS = {'source': dict(train=6, val=4),
@@ -31,7 +89,6 @@ COUNTS = {'source': dict(train=6, val=4),
 
 @pytest.fixture(scope='module')
 def corpus(tmp_path_factory):
-    from projects.sdpt.datasets.synthetic.corpus import make_synthetic_corpus
     root = tmp_path_factory.mktemp('synthetic')
     make_synthetic_corpus(str(root), counts=COUNTS, size=SIZE, seed=0)
     return root
@@ -76,11 +133,6 @@ def test_every_domain_draws_its_drawn_phrases_and_names_them_its_classes(
     """Every object's centre has the colour of the phrase it is drawn as
     (flat, or the colour and its 45 % shade in stripes), whatever its
     class is called; boxes are squares inside the image."""
-    from projects.sdpt.datasets.synthetic.corpus import (COLOURS, SHIFTS,
-                                                         SHIFT_SPLITS,
-                                                         SOURCE_CLASSES,
-                                                         SOURCE_SPLITS,
-                                                         shift_dir)
     domains = [('source', corpus / 'source', SOURCE_SPLITS, SOURCE_CLASSES,
                 SOURCE_CLASSES, 'flat')]
     domains += [(name, Path(shift_dir(str(corpus), name)), SHIFT_SPLITS,
@@ -113,7 +165,6 @@ def test_every_domain_draws_its_drawn_phrases_and_names_them_its_classes(
 
 
 def test_vocabulary_shift_names_source_objects_with_unseen_words():
-    from projects.sdpt.datasets.synthetic.corpus import SHIFTS, SOURCE_CLASSES
     shift = SHIFTS['vocabulary']
     source_words = {w for c in SOURCE_CLASSES for w in c.split()}
     assert set(shift.drawn) <= set(SOURCE_CLASSES)
@@ -124,8 +175,6 @@ def test_vocabulary_shift_names_source_objects_with_unseen_words():
 
 
 def test_composition_shift_holds_out_phrases_but_no_words():
-    from projects.sdpt.datasets.synthetic.corpus import (SHIFTS,
-                                                         SOURCE_CLASSES)
     shift = SHIFTS['composition']
     source_words = {w for c in SOURCE_CLASSES for w in c.split()}
     assert shift.classes == shift.drawn and len(shift.classes) == 4
@@ -136,7 +185,6 @@ def test_composition_shift_holds_out_phrases_but_no_words():
 
 
 def test_realignment_shift_pairs_source_phrases_differently():
-    from projects.sdpt.datasets.synthetic.corpus import SHIFTS, SOURCE_CLASSES
     shift = SHIFTS['realignment']
     assert set(shift.classes) <= set(SOURCE_CLASSES)
     assert set(shift.drawn) <= set(SOURCE_CLASSES)
@@ -148,8 +196,6 @@ def test_realignment_shift_pairs_source_phrases_differently():
 
 
 def test_realignment_pixels_follow_the_drawn_colour_not_the_name(corpus):
-    from projects.sdpt.datasets.synthetic.corpus import (COLOURS, SHIFTS,
-                                                         shift_dir)
     shift = SHIFTS['realignment']
     folder = Path(shift_dir(str(corpus), 'realignment'))
     checked = 0
@@ -168,9 +214,6 @@ def test_appearance_shift_keeps_phrases_and_changes_the_look(corpus):
     """Seen phrases, but striped, smaller, on a tinted gradient: the source
     look's background is pure grey (R = G = B) and its shapes flat; the
     appearance shift's background is coloured."""
-    from projects.sdpt.datasets.synthetic.corpus import (SHIFTS,
-                                                         SOURCE_CLASSES,
-                                                         shift_dir)
     shift = SHIFTS['appearance']
     assert shift.classes == shift.drawn
     assert set(shift.classes) <= set(SOURCE_CLASSES)
@@ -197,9 +240,6 @@ def test_appearance_shift_keeps_phrases_and_changes_the_look(corpus):
 
 
 def test_splits_are_disjoint_draws(corpus):
-    from projects.sdpt.datasets.synthetic.corpus import (SHIFTS,
-                                                         SHIFT_SPLITS,
-                                                         shift_dir)
     for name in SHIFTS:
         folder = Path(shift_dir(str(corpus), name))
         digests = []
@@ -213,9 +253,6 @@ def test_splits_are_disjoint_draws(corpus):
 
 
 def test_base_names_file_is_the_test_split_renamed(corpus):
-    from projects.sdpt.datasets.synthetic.corpus import (SHIFTS,
-                                                         base_names_ann_file,
-                                                         shift_dir)
     assert base_names_ann_file('a/instances_test.json') == \
         'a/instances_test_base_names.json'
     for name, shift in SHIFTS.items():
@@ -235,7 +272,6 @@ def test_base_names_file_is_the_test_split_renamed(corpus):
 
 
 def test_corpus_is_deterministic_and_idempotent(corpus, tmp_path):
-    from projects.sdpt.datasets.synthetic.corpus import make_synthetic_corpus
     make_synthetic_corpus(str(tmp_path), counts=COUNTS, size=SIZE, seed=0)
     files = sorted(
         osp.relpath(osp.join(d, f), tmp_path)
@@ -259,10 +295,8 @@ def test_corpus_is_deterministic_and_idempotent(corpus, tmp_path):
 
 
 def test_tiny_berts_read_every_corpus_word_as_one_token(corpus):
+    # transformers is an optional heavy dependency: imported where needed
     from transformers import BertConfig, BertTokenizer
-
-    from projects.sdpt.datasets.synthetic.corpus import (CORPUS_BERTS,
-                                                         corpus_words)
     words = corpus_words()
     assert {'crimson', 'jade', 'azure', 'amber', 'red', 'cross'} <= set(words)
     for name, hidden_size in CORPUS_BERTS.items():
@@ -277,7 +311,6 @@ def test_tiny_berts_read_every_corpus_word_as_one_token(corpus):
 # ---- configs ----------------------------------------------------------------
 @functools.lru_cache(maxsize=None)
 def _loaded(det, kind):
-    from mmengine.config import Config
     return Config.fromfile(osp.join(
         REPO_ROOT, 'configs', 'transfer', f'{kind}{det}_tiny_synthetic.py'))
 
@@ -289,7 +322,6 @@ def _cfg(det, kind=''):
 
 @pytest.mark.parametrize('det', ['glip', 'gdino'])
 def test_transfer_config_validates_on_dev_and_tests_on_test(det):
-    from projects.sdpt.datasets.synthetic.corpus import SHIFTS
     cfg = _cfg(det)
     root = 'data/synthetic/shifts/composition/'
     classes = SHIFTS['composition'].classes
@@ -311,7 +343,6 @@ def test_transfer_config_validates_on_dev_and_tests_on_test(det):
 
 @pytest.mark.parametrize('det', ['glip', 'gdino'])
 def test_pretrain_config_trains_everything_on_the_source_domain(det):
-    from projects.sdpt.datasets.synthetic.corpus import SOURCE_CLASSES
     cfg = _cfg(det, 'pretrain_')
     root = 'data/synthetic/source/'
     assert tuple(cfg.metainfo['classes']) == SOURCE_CLASSES
@@ -334,12 +365,10 @@ def test_pretrain_config_trains_everything_on_the_source_domain(det):
 
 @pytest.mark.parametrize('det', ['glip', 'gdino'])
 def test_apply_shift_and_corpus_root_move_every_path(det, tmp_path):
-    from projects.sdpt.datasets.synthetic.corpus import SHIFTS
-    from projects.sdpt.experiments import transfer as tb
     root = str(tmp_path / 'corpus')
     for name, shift in SHIFTS.items():
-        cfg = tb.set_corpus_root(_cfg(det), root)
-        tb.apply_shift(cfg, root, name, 10, 30)
+        cfg = set_corpus_root(_cfg(det), root)
+        apply_shift(cfg, root, name, 10, 30)
         data_root = f'{root}/shifts/{name}/'
         assert tuple(cfg.metainfo['classes']) == shift.classes
         train = cfg.train_dataloader.dataset
@@ -378,15 +407,12 @@ def _without_method(cfg):
 
 @pytest.mark.parametrize('det', ['glip', 'gdino'])
 def test_methods_move_onto_the_transfer_config_exactly(det):
-    from mmengine.config import Config
-    from projects.sdpt.experiments import transfer as tb
-    from projects.sdpt.experiments.zoo import zoo_config, zoo_methods
     untouched = _without_method(_cfg(det))
     methods = zoo_methods(det)
     assert {'zero_shot', 'sdpt', 'full_ft', 'bitfit'} <= set(methods)
     for method in methods:
         zoo = Config.fromfile(zoo_config(method, det))
-        cfg = tb.apply_method(_cfg(det), det, method)
+        cfg = apply_method(_cfg(det), det, method)
         assert cfg.model.prompt == zoo.model.get('prompt')
         assert list(cfg.model.extra_trainable) == list(
             zoo.model.get('extra_trainable', []))
@@ -404,15 +430,12 @@ def test_ablations_change_only_what_they_name(det):
     """Each ablation is the suite's SDPT with one change: its prompt
     options (real options of SDPTPrompt), the detection head training, or
     no prompt at all."""
-    from projects.sdpt.experiments import transfer as tb
-    from projects.sdpt.experiments.ablations import ABLATIONS, ADAPTERS
-    from projects.sdpt.methods.sdpt import SDPTPrompt
     options = set(inspect.signature(SDPTPrompt.__init__).parameters)
-    sdpt = tb.apply_method(_cfg(det), det, 'sdpt')
+    sdpt = apply_method(_cfg(det), det, 'sdpt')
     head = ADAPTERS[det]().detection_head_patterns()
-    assert set(ABLATIONS) <= set(tb.suite_methods(det))
+    assert set(ABLATIONS) <= set(suite_methods(det))
     for name, spec in ABLATIONS.items():
-        cfg = tb.apply_method(_cfg(det), det, name)
+        cfg = apply_method(_cfg(det), det, name)
         if spec.get('no_prompt'):
             assert cfg.model.prompt is None
         else:
@@ -425,28 +448,22 @@ def test_ablations_change_only_what_they_name(det):
         assert cfg.optim_wrapper.optimizer == sdpt.optim_wrapper.optimizer
         assert _without_method(cfg) == _without_method(sdpt), name
     # the same learning-rate grid as SDPT's
-    assert tb.recipe_lr(det, 'sdpt_k8') == tb.recipe_lr(det, 'sdpt') == \
+    assert recipe_lr(det, 'sdpt_k8') == recipe_lr(det, 'sdpt') == \
         sdpt.optim_wrapper.optimizer.lr
-    assert tb.apply_method(_cfg(det), det, 'sdpt_k8').model.prompt[
+    assert apply_method(_cfg(det), det, 'sdpt_k8').model.prompt[
         'num_tokens'] == 8
-    assert tb.apply_method(_cfg(det), det, 'head_only').model.prompt is None
+    assert apply_method(_cfg(det), det, 'head_only').model.prompt is None
 
 
 @pytest.mark.parametrize('det', ['glip', 'gdino'])
 def test_head_ablations_build_and_train_the_head(det, corpus):
     """The head patterns match the detector: head_only trains exactly the
     head, sdpt_with_head the head and the prompts."""
-    from mmdet.registry import MODELS
-    from mmdet.utils import register_all_modules
-
-    from projects.sdpt.experiments import transfer as tb
-    from projects.sdpt.experiments.ablations import ADAPTERS
     register_all_modules()
-    import projects.sdpt  # noqa: F401
     head = ADAPTERS[det]().detection_head_patterns()
     for name in ('head_only', 'sdpt_with_head'):
-        cfg = tb.set_corpus_root(tb.apply_method(_cfg(det), det, name),
-                                 str(corpus))
+        cfg = set_corpus_root(apply_method(_cfg(det), det, name),
+                              str(corpus))
         model = MODELS.build(cfg.model)
         trainable = {n for n, p in model.named_parameters() if p.requires_grad}
         in_head = {n for n, _ in model.named_parameters()
@@ -461,15 +478,8 @@ def test_glip_transfer_base_is_glip_with_a_narrower_fusion(corpus):
     take the text encoder's width (256) and a 1024-wide attention, small
     enough that its fp16 base fits in the repository (30 MB); SDPT finds
     the fusion layer and its tokens get gradients through it."""
-    import torch
-    from mmdet.models.utils.vlfuse_helper import VLFuse
-    from mmdet.registry import MODELS
-    from mmdet.utils import register_all_modules
-
-    from projects.sdpt.experiments import transfer as tb
-    from projects.sdpt.models import SizedATSSVLFusionHead
     register_all_modules()
-    cfg = tb.set_corpus_root(_cfg('glip'), str(corpus))
+    cfg = set_corpus_root(_cfg('glip'), str(corpus))
     model = MODELS.build(cfg.model)
     head = model.bbox_head
     assert isinstance(head, SizedATSSVLFusionHead)
@@ -485,8 +495,6 @@ def test_glip_transfer_base_is_glip_with_a_narrower_fusion(corpus):
     assert [p.tokens.shape for p in prototypes.values()] == [(16, 1024)]
 
     # one training step: a finite loss and gradients on the tokens only
-    from mmdet.structures import DetDataSample
-    from mmengine.structures import InstanceData
     sample = DetDataSample(metainfo=dict(
         img_shape=(64, 64), ori_shape=(64, 64), pad_shape=(64, 64),
         scale_factor=(1.0, 1.0), batch_input_shape=(64, 64)))
@@ -503,13 +511,8 @@ def test_glip_transfer_base_is_glip_with_a_narrower_fusion(corpus):
 
 
 def test_sized_glip_head_needs_fusion_and_divisible_heads(corpus):
-    from mmdet.registry import MODELS
-    from mmdet.utils import register_all_modules
-
-    from projects.sdpt.experiments import transfer as tb
     register_all_modules()
-    import projects.sdpt  # noqa: F401
-    head = tb.set_corpus_root(_cfg('glip'), str(corpus)).model.detector[
+    head = set_corpus_root(_cfg('glip'), str(corpus)).model.detector[
         'bbox_head']
     with pytest.raises(ValueError, match='multiple of'):
         MODELS.build(dict(head, fusion_num_heads=7))
@@ -525,7 +528,6 @@ def _row(lr, dev, seed=3, **kw):
 
 
 def test_select_lr_takes_the_best_dev_ap_and_breaks_ties_towards_the_recipe():
-    from projects.sdpt.experiments.transfer import select_lr
     rows = [_row(1e-3, 0.2), _row(1e-2, 0.3), _row(1e-1, 0.4)]
     assert select_lr(rows, 1e-2) == 1e-1
     # equal dev AP: the learning rate nearest the recipe, on a log scale
@@ -546,7 +548,6 @@ def test_select_lr_takes_the_best_dev_ap_and_breaks_ties_towards_the_recipe():
 
 
 def test_next_edge_lr_goes_one_step_past_the_end_where_the_best_sits():
-    from projects.sdpt.experiments.transfer import next_edge_lr
     grid = [_row(1e-3, 0.2), _row(1e-2, 0.3), _row(1e-1, 0.4)]
     assert next_edge_lr(grid, 1e-2, 10.0) == 1.0
     assert next_edge_lr(grid[:1] + [_row(1e-2, 0.1), _row(1e-1, 0.0)],
@@ -585,9 +586,8 @@ def _write_rows(folder, lr_devs):
             json.dump(_row(lr, dev), f)
     return files
 
+
 def test_a_cached_decision_is_rechecked_against_the_current_rules(tmp_path):
-    from projects.sdpt.experiments.grid import GridTask
-    from projects.sdpt.experiments.transfer import cached_run_holds
     files = _write_rows(tmp_path, ((1e-3, 0.081), (1e-2, 0.081),
                                    (1e-1, 0.08)))
     args = dict(det='gdino', shift='vocabulary', method='sdpt', shots=1,
@@ -608,8 +608,6 @@ def test_a_cached_decision_is_rechecked_against_the_current_rules(tmp_path):
 
 
 def test_an_extension_inside_the_grid_trains_nothing(tmp_path):
-    from projects.sdpt.experiments.grid import GridTask
-    from projects.sdpt.experiments.transfer import tune
     files = _write_rows(tmp_path, ((1e-3, 0.2), (1e-2, 0.5), (1e-1, 0.4)))
     task = GridTask('edge', str(tmp_path / 'edge'), 'x:tune', dict(
         det='gdino', shift='vocabulary', method='sdpt', shots=1, seed=3,
@@ -621,7 +619,6 @@ def test_an_extension_inside_the_grid_trains_nothing(tmp_path):
 
 
 def test_lr_grids_count_extensions_and_selections_at_an_end():
-    from projects.sdpt.experiments.transfer import final_rows, lr_grids
     inside = [_row(1e-3, 0.2), _row(1e-2, 0.5), _row(1e-1, 0.4)]
     extended = [dict(r, key='text') for r in inside[:2]] + [
         dict(_row(1e-1, 0.6), key='text'),
@@ -641,7 +638,6 @@ def test_lr_grids_count_extensions_and_selections_at_an_end():
 
 
 def test_final_rows_report_the_selected_lr_on_every_seed():
-    from projects.sdpt.experiments.transfer import final_rows
     zero = dict(detector='D', shift='vocabulary', key='zero_shot', shots=0,
                 seed='', lr='', dev_AP=0.1, AP=0.1)
     lr_runs = [_row(1e-3, 0.2), _row(1e-2, 0.3), _row(1e-1, 0.5)]
@@ -658,8 +654,6 @@ def test_final_rows_report_the_selected_lr_on_every_seed():
 
 
 def test_report_tables_follow_the_zoo_not_the_run_order(tmp_path):
-    from projects.sdpt.experiments.transfer import sort_rows, write_report
-
     def run(det, shift, key, lr=1e-2, seed=3):
         return dict(_row(lr, 0.3, seed=seed), detector=det, shift=shift,
                     key=key, method=key, trainable=10)
@@ -681,28 +675,28 @@ def test_report_tables_follow_the_zoo_not_the_run_order(tmp_path):
     assert markdown.index('**vocabulary**') < markdown.index(
         '**realignment**')
 
+
 def _tasks(tmp_path, base_exists=True, fixed_lrs=None, seeds=(3, 30, 300)):
-    from projects.sdpt.experiments import transfer as tb
     base = tmp_path / 'base.pth'
     if base_exists:
         base.write_bytes(b'')
-    return tb.make_tasks(
-        ['gdino'], ['vocabulary', 'appearance'], ['zero_shot', 'sdpt'], [1],
-        list(seeds), [0.1, 1.0, 10.0], fixed_lrs or {}, 2,
-        str(tmp_path / 'corpus'), str(tmp_path / 'runs'),
-        {'gdino': str(base)}, {'gdino': 7})
+    return make_tasks(TransferPlan(
+        detectors=['gdino'], shifts=['vocabulary', 'appearance'],
+        methods=['zero_shot', 'sdpt'], root=str(tmp_path / 'corpus'),
+        work_root=str(tmp_path / 'runs'), bases={'gdino': str(base)},
+        pretrain_iters={'gdino': 7}, shots=[1], seeds=list(seeds),
+        lr_factors=[0.1, 1.0, 10.0], fixed_lrs=fixed_lrs or {}, iters=2))
 
 
 def test_make_tasks_runs_the_lr_grid_on_the_first_seed_then_the_selection(
         tmp_path):
-    from projects.sdpt.experiments import transfer as tb
     tasks = _tasks(tmp_path)
     names = [t.name for t in tasks]
     assert len(set(names)) == len(names)
     assert len({t.result_file for t in tasks}) == len(tasks)
-    assert not any(tb.is_pretrain(t) for t in tasks)
+    assert not any(is_pretrain(t) for t in tasks)
     by_name = {t.name: t for t in tasks}
-    recipe = tb.recipe_lr('gdino', 'sdpt')
+    recipe = recipe_lr('gdino', 'sdpt')
     for shift in ('vocabulary', 'appearance'):
         zero = by_name[f'gdino {shift} zero_shot']
         assert zero.function.endswith(':evaluate_zero_shot')
@@ -725,7 +719,7 @@ def test_make_tasks_runs_the_lr_grid_on_the_first_seed_then_the_selection(
             assert t.args['edge_step'] == pytest.approx(10.0)
             assert t.args['edge_of'] == [f.result_file for f in before]
             assert t.after == tuple(f.name for f in before)
-            assert t.recheck == tb.RECHECK
+            assert t.recheck == RECHECK
         assert all(t.recheck is None for t in grid)
         rest = [t for t in mine if t.args['seed'] != 3]
         assert sorted(t.args['seed'] for t in rest) == [30, 300]
@@ -733,7 +727,7 @@ def test_make_tasks_runs_the_lr_grid_on_the_first_seed_then_the_selection(
             assert t.name.endswith('_selected') and 'lr' not in t.args
             assert set(t.after) == {f.name for f in first}
             assert t.args['candidates'] == [f.result_file for f in first]
-            assert t.recheck == tb.RECHECK
+            assert t.recheck == RECHECK
         for t in mine:
             assert t.function.endswith(':tune')
             assert (t.args['iters'], t.args['shots']) == (2, 1)
@@ -751,10 +745,6 @@ def test_make_tasks_with_a_fixed_lr_selects_nothing(tmp_path):
 
 
 def test_finished_rows_leave_out_cells_with_runs_to_do(tmp_path):
-    from projects.sdpt.experiments.grid import GridTask
-    from projects.sdpt.experiments.transfer import finished_rows
-    from projects.sdpt.utils.io import atomic_write_json
-
     def task(name, result, **args):
         work = tmp_path / name
         if result is not None:
@@ -779,12 +769,9 @@ def test_finished_rows_leave_out_cells_with_runs_to_do(tmp_path):
 
 
 def test_make_tasks_pretrains_a_missing_base_before_everything(tmp_path):
-    from projects.sdpt.experiments import transfer as tb
-    from projects.sdpt.experiments.bases import base_meta_file
     tasks = _tasks(tmp_path, base_exists=False)
     pretrain = tasks[0]
-    assert tb.is_pretrain(pretrain) and not any(map(tb.is_pretrain,
-                                                    tasks[1:]))
+    assert is_pretrain(pretrain) and not any(map(is_pretrain, tasks[1:]))
     assert pretrain.args['iters'] == 7
     assert pretrain.args['out'] == str(tmp_path / 'base.pth')
     assert pretrain.result_file == base_meta_file(str(tmp_path / 'base.pth'))
@@ -799,17 +786,32 @@ def test_make_tasks_pretrains_a_missing_base_before_everything(tmp_path):
         assert t.args['base'] == pretrain.args['out']
 
 
+def test_every_function_a_grid_task_names_resolves(tmp_path):
+    """Workers call tasks by name: every name the transfer plan, the
+    comparison grid and the base pretraining emit resolves to its
+    function."""
+    tasks = _tasks(tmp_path, base_exists=False)
+    (tmp_path / 'fixed').mkdir()
+    tasks += _tasks(tmp_path / 'fixed', fixed_lrs={'sdpt': 0.05})
+    tasks += comparison.make_tasks(
+        [zoo_config('zero_shot', 'gdino'), zoo_config('sdpt', 'gdino')], [0],
+        str(tmp_path / 'compare'))
+    tasks.append(bases.pretrain_task('glip', str(tmp_path), str(tmp_path),
+                                     2, str(tmp_path / 'glip.pth')))
+    names = {t.function for t in tasks} | {t.recheck for t in tasks
+                                           if t.recheck}
+    assert names == {ZERO_SHOT, TUNE, PRETRAIN, RECHECK, function_name(
+        comparison.train_and_evaluate)}
+    for name in names:
+        function = resolve_function(name)
+        assert callable(function) and function_name(function) == name
+
+
 # ---- pretraining ------------------------------------------------------------
 @pytest.mark.parametrize('det', ['glip', 'gdino'])
 def test_pretraining_is_deterministic_and_writes_an_fp16_base(det, corpus,
                                                               tmp_path):
-    import torch
-    from mmdet.utils import register_all_modules
-
-    from projects.sdpt.experiments import bases
-    from projects.sdpt.experiments.grid import run_task
     register_all_modules()
-    import projects.sdpt  # noqa: F401
     threads = torch.get_num_threads()
     metas, files = [], []
     try:
@@ -847,9 +849,6 @@ def test_pretraining_is_deterministic_and_writes_an_fp16_base(det, corpus,
 def test_tool_pretrains_tunes_diagnoses_reports_and_skips(tmp_path):
     """The whole suite at two iterations on Grounding DINO (the faster tiny
     detector), one shift, SDPT with two learning rates and two seeds."""
-    from projects.sdpt.datasets.synthetic.corpus import make_synthetic_corpus
-    from projects.sdpt.experiments.bases import file_sha256
-    from projects.sdpt.experiments.transfer import recipe_lr, select_lr
     root, runs = tmp_path / 'synthetic', tmp_path / 'runs'
     # A small corpus first (the tool keeps finished splits): evaluations of
     # a handful of images keep the test fast.

@@ -17,10 +17,15 @@ import argparse
 import sys
 
 import _bootstrap  # noqa: F401
-from projects.sdpt.evaluation.seed_aggregation import (AggregationError,
-                                                       aggregate, find_runs,
-                                                       pick_metric, table,
-                                                       write_aggregate)
+
+from projects.sdpt.evaluation.seed_aggregation import (
+    AggregationError,
+    aggregate,
+    find_runs,
+    pick_metric,
+    table,
+    write_aggregate,
+)
 
 
 def parse_args(argv=None):

@@ -16,6 +16,7 @@ import os.path as osp
 import sys
 
 import _bootstrap  # noqa: F401
+
 from projects.sdpt.experiments import comparison
 from projects.sdpt.experiments.grid import run_grid
 

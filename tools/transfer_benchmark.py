@@ -17,7 +17,7 @@ where the best dev AP sits there), the one best on dev on the other seeds,
 and writes transfer.md / .csv and one ap_vs_trainable_<shift>.png per shift
 to WORK_DIR. Finished runs are skipped. --report-only trains nothing: it
 writes the report from the finished cells of the requested suite (e.g. while
-another process runs the rest). See projects/sdpt/experiments/transfer.py
+another process runs the rest). See projects/sdpt/experiments/transfer/
 for the protocol.
 """
 import argparse
@@ -27,9 +27,27 @@ import sys
 import time
 
 import _bootstrap  # noqa: F401
+
 from projects.sdpt.datasets.synthetic.corpus import SHIFTS
-from projects.sdpt.experiments import bases, transfer
+from projects.sdpt.experiments.bases import DEFAULT_PRETRAIN_ITERS, base_info
 from projects.sdpt.experiments.grid import run_grid
+from projects.sdpt.experiments.transfer import protocol
+from projects.sdpt.experiments.transfer.configs import (
+    DETECTOR_NAMES,
+    suite_methods,
+)
+from projects.sdpt.experiments.transfer.plan import (
+    TransferPlan,
+    base_files,
+    is_pretrain,
+    make_tasks,
+)
+from projects.sdpt.experiments.transfer.report import (
+    finished_rows,
+    write_report,
+)
+from projects.sdpt.experiments.transfer.runs import RUN_THREADS, prepare_data
+from projects.sdpt.experiments.zoo import DETECTORS
 
 
 def _pairs(items, option, kinds, cast):
@@ -47,9 +65,9 @@ def _pairs(items, option, kinds, cast):
 
 
 def parse_args(argv=None):
-    methods = transfer.suite_methods()
+    methods = suite_methods()
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--detectors', nargs='+', choices=transfer.DETECTORS,
+    parser.add_argument('--detectors', nargs='+', choices=DETECTORS,
                         default=['gdino'])
     parser.add_argument('--shifts', nargs='+', choices=list(SHIFTS),
                         default=list(SHIFTS))
@@ -58,27 +76,27 @@ def parse_args(argv=None):
                         help='zoo methods and SDPT ablations, run in this '
                         'order')
     parser.add_argument('--shots', nargs='+', type=int,
-                        default=list(transfer.DEFAULT_SHOTS))
+                        default=list(protocol.DEFAULT_SHOTS))
     parser.add_argument('--seeds', nargs='+', type=int,
-                        default=list(transfer.DEFAULT_SEEDS),
+                        default=list(protocol.DEFAULT_SEEDS),
                         help='few-shot split and training seeds; the first '
                         'one selects the learning rate')
     parser.add_argument('--lr-factors', nargs='+', type=float,
-                        default=list(transfer.DEFAULT_LR_FACTORS),
+                        default=list(protocol.DEFAULT_LR_FACTORS),
                         help="times each method's recipe learning rate")
     parser.add_argument(
-        '--lr-edge-steps', type=int, default=transfer.DEFAULT_LR_EDGE_STEPS,
+        '--lr-edge-steps', type=int, default=protocol.DEFAULT_LR_EDGE_STEPS,
         help='runs past the end of the grid where the best dev AP sits')
     parser.add_argument('--lr', nargs='+', default=[], metavar='METHOD=LR',
                         help='a fixed learning rate (no selection)')
-    parser.add_argument('--iters', type=int, default=transfer.DEFAULT_ITERS,
+    parser.add_argument('--iters', type=int, default=protocol.DEFAULT_ITERS,
                         help='training iterations of every run')
     parser.add_argument('--pretrain', action='store_true',
                         help='pretrain the bases here instead of using the '
                         'shipped ones')
     parser.add_argument('--pretrain-iters', nargs='+', default=[],
                         metavar='DET=N', help='pretraining iterations, '
-                        f'default {bases.DEFAULT_PRETRAIN_ITERS}')
+                        f'default {DEFAULT_PRETRAIN_ITERS}')
     parser.add_argument('--workers', type=int, default=2)
     parser.add_argument('--report-only', action='store_true',
                         help='train nothing: report the finished cells of '
@@ -90,49 +108,44 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    fixed_lrs = _pairs(args.lr, '--lr', set(transfer.suite_methods()), float)
-    iters = dict(bases.DEFAULT_PRETRAIN_ITERS, **_pairs(
-        args.pretrain_iters, '--pretrain-iters', set(transfer.DETECTORS),
-        int))
+    fixed_lrs = _pairs(args.lr, '--lr', set(suite_methods()), float)
+    iters = dict(DEFAULT_PRETRAIN_ITERS, **_pairs(
+        args.pretrain_iters, '--pretrain-iters', set(DETECTORS), int))
     root, work_root = osp.abspath(args.root), osp.abspath(args.work_dir)
     os.makedirs(work_root, exist_ok=True)
-    base_files = {}
-    for det in args.detectors:
-        shipped = bases.shipped_base(det)
-        if args.pretrain or not osp.exists(shipped):
-            base_files[det] = osp.join(work_root, 'bases',
-                                       osp.basename(shipped))
-        else:
-            base_files[det] = shipped
+    plan = TransferPlan(
+        detectors=args.detectors, shifts=args.shifts, methods=args.methods,
+        root=root, work_root=work_root,
+        bases=base_files(args.detectors, work_root, args.pretrain),
+        pretrain_iters=iters, shots=args.shots, seeds=args.seeds,
+        lr_factors=args.lr_factors, fixed_lrs=fixed_lrs, iters=args.iters,
+        lr_edge_steps=args.lr_edge_steps)
     start = time.time()
     if not args.report_only:
         try:
-            transfer.prepare_data(root, args.shifts, args.shots, args.seeds)
+            prepare_data(root, args.shifts, args.shots, args.seeds)
         except RuntimeError as err:
             raise SystemExit(f'error: {err}')
-    tasks = transfer.make_tasks(
-        args.detectors, args.shifts, args.methods, args.shots, args.seeds,
-        args.lr_factors, fixed_lrs, args.iters, root, work_root, base_files,
-        iters, args.lr_edge_steps)
+    tasks = make_tasks(plan)
     failures = []
     if not args.report_only:
         # a cached run the selection rules no longer want runs again
         todo = [t for t in tasks
                 if (r := t.cached_result()) is None or not t.holds(r)]
         log_file = osp.join(work_root, 'workers.log')
-        for det, path in base_files.items():
+        for det, path in plan.bases.items():
             print(f'{det} base: {osp.relpath(path)}', flush=True)
-        print(f'{sum(map(transfer.is_pretrain, todo))} base(s) to pretrain, '
+        print(f'{sum(map(is_pretrain, todo))} base(s) to pretrain, '
               f'{len(tasks)} tasks ({len(tasks) - len(todo)} finished), '
               f'{args.workers} workers; their log: {log_file}', flush=True)
         _, failures = run_grid(tasks, args.workers, log_file,
-                               threads=transfer.RUN_THREADS)
-    report = transfer.finished_rows(tasks)
+                               threads=RUN_THREADS)
+    report = finished_rows(tasks)
     rows = report['rows']
     if rows:
-        meta = {transfer.DETECTOR_NAMES[det]: bases.base_info(path)
-                for det, path in base_files.items()}
-        print(transfer.write_report(rows, args.shots, work_root, meta))
+        meta = {DETECTOR_NAMES[det]: base_info(path)
+                for det, path in plan.bases.items()}
+        print(write_report(rows, args.shots, work_root, meta))
     print(f"{report['cells']} cells reported ({len(rows)} runs)" + (
         f", {report['unfinished']} left out with {report['runs_left']} runs "
         f"to do" if report['unfinished'] else '') +

@@ -9,10 +9,9 @@ gain comes from the head.
 """
 from typing import Dict
 
-from ..models.fusion_adapters import (GLIPFusionAdapter,
-                                      GroundingDINOFusionAdapter)
+from ..detectors.adapters import GLIPAdapter, GroundingDINOAdapter
 
-ADAPTERS = {'glip': GLIPFusionAdapter, 'gdino': GroundingDINOFusionAdapter}
+ADAPTERS = {'glip': GLIPAdapter, 'gdino': GroundingDINOAdapter}
 
 #: name -> (label, changes to the zoo SDPT's prompt, head trains, prompt on)
 ABLATIONS: Dict[str, Dict] = {

@@ -3,10 +3,10 @@
 A base is a detector trained from random weights on the synthetic corpus's
 source domain (``configs/transfer/pretrain_<det>_tiny_synthetic.py``, every
 parameter trains). The project ships the bases it reports on in
-``checkpoints/synthetic/`` (fp16, at most 30 MB each), so that every machine tunes
-from the very same weights: CPU float results depend on the instruction set
-and the thread count, so retraining elsewhere gives a close, not an equal,
-base.
+``checkpoints/synthetic/`` (fp16, at most 30 MB each), so that every machine
+tunes from the very same weights: CPU float results depend on the
+instruction set and the thread count, so retraining elsewhere gives a close,
+not an equal, base.
 
 Pretraining is deterministic for a seed, a thread count and a machine
 (``randomness.deterministic``, a fixed torch thread count, an in-process
@@ -20,10 +20,16 @@ import os.path as osp
 import time
 from typing import Dict
 
+import torch
+from mmengine.config import Config
+from mmengine.hooks import Hook
+from mmengine.runner import Runner
+
 from ..evaluation.statistics import pick_metrics
-from ..utils.cli import REPO_ROOT
 from ..utils.io import atomic_write, read_json
-from .grid import GridTask
+from ..utils.paths import REPO_ROOT
+from .grid import GridTask, function_name
+from .transfer.configs import set_corpus_root
 
 SHIPPED_DIR = osp.join(REPO_ROOT, 'checkpoints', 'synthetic')
 DEFAULT_PRETRAIN_ITERS = {'glip': 4000, 'gdino': 6000}
@@ -52,40 +58,28 @@ def file_sha256(path: str) -> str:
     return digest.hexdigest()
 
 
-class _ValCurve:
+class ValCurveHook(Hook):
     """Collects ``{iter, AP}`` after every validation of a runner."""
+    priority = 'LOWEST'
 
     def __init__(self):
         self.points = []
 
-    def hook(self):
-        from mmengine.hooks import Hook
-        points = self.points
-
-        class ValCurveHook(Hook):
-            priority = 'LOWEST'
-
-            def after_val_epoch(self, runner, metrics=None):
-                ap = pick_metrics(metrics or {}).get('AP')
-                if ap is not None:
-                    points.append(dict(iter=runner.iter, AP=ap))
-
-        return ValCurveHook()
+    def after_val_epoch(self, runner, metrics=None):
+        ap = pick_metrics(metrics or {}).get('AP')
+        if ap is not None:
+            self.points.append(dict(iter=runner.iter, AP=ap))
 
 
 def pretrain(task: GridTask) -> Dict:
     """Train one base on the source domain; write it (fp16) to
     ``task.args['out']`` with its ``.json`` (grid task)."""
-    import torch
-    from mmengine.config import Config
-    from mmengine.runner import Runner
     a = task.args
     det, iters, out = a['det'], a['iters'], a['out']
     threads = a.get('threads', PRETRAIN_THREADS)
     torch.set_num_threads(threads)
     start = time.time()
     cfg = Config.fromfile(pretrain_config(det))
-    from .transfer import set_corpus_root
     set_corpus_root(cfg, a['root'])
     interval = max(1, iters // a.get('val_points', VAL_POINTS))
     cfg.merge_from_dict({
@@ -105,8 +99,8 @@ def pretrain(task: GridTask) -> Dict:
     cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [
         dict(type='ProgressHook', label=task.name)]
     runner = Runner.from_cfg(cfg)
-    curve = _ValCurve()
-    runner.register_hook(curve.hook())
+    curve = ValCurveHook()
+    runner.register_hook(curve)
     runner.train()
     metrics = runner.test()
     detector = getattr(runner.model, 'detector', runner.model)
@@ -132,7 +126,7 @@ def pretrain_task(det: str, root: str, work_root: str, iters: int,
                   out: str) -> GridTask:
     return GridTask(
         name=f'{det} base', work_dir=osp.join(work_root, 'pretrain', det),
-        function=f'{__name__}:pretrain', result_file=base_meta_file(out),
+        function=function_name(pretrain), result_file=base_meta_file(out),
         args=dict(det=det, root=root, iters=iters, out=out))
 
 

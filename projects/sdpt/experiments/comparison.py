@@ -14,24 +14,32 @@ over seeds of AP and AP50, trainable parameters and %, median train step
 time, peak training memory, checkpoint size), ``runs.csv`` (one row per run)
 and ``ap_vs_trainable_params.png``.
 """
-import csv
-import io
 import os
 import os.path as osp
 import subprocess
 import sys
 from typing import Dict, List, Optional, Sequence
 
+from ..engine.config import load_config
 from ..evaluation.plots import plot_ap_vs_trainable
-from ..evaluation.statistics import format_mean_std, mean_std, pick_metrics
-from ..utils.cli import REPO_ROOT
+from ..evaluation.statistics import format_mean_std, pick_metrics
 from ..utils.io import atomic_write_text, read_json
-from .grid import GridTask, progress, terminal_fds
+from ..utils.paths import REPO_ROOT
+from .grid import GridTask, function_name, progress, terminal_fds
+from .results import (
+    METRICS,
+    aggregate_groups,
+    ap_points,
+    csv_text,
+    markdown_table,
+)
 
 TOOLS = osp.join(REPO_ROOT, 'tools')
 DONE = 'train_done'
-METRICS = 'metrics.json'
 COST = 'train_cost.json'
+#: the metrics of ``runs.csv`` that the tables give as mean ± std
+AGGREGATED = ('AP', 'AP50', 'step_time_s', 'peak_memory_mib',
+              'checkpoint_mb', 'trainable', 'percent')
 
 
 def run_dir(work_dir: str, config: str, seed: Optional[int]) -> str:
@@ -43,7 +51,6 @@ def make_tasks(configs: Sequence[str], seeds: Sequence[int], work_dir: str,
                cfg_options: Sequence[str] = (), gpus: int = 1
                ) -> List[GridTask]:
     """One task per (config, seed); zero-shot configs get one task."""
-    from ..utils.cli import load_config
     tasks = []
     for config in configs:
         cfg = load_config(config)
@@ -59,7 +66,7 @@ def make_tasks(configs: Sequence[str], seeds: Sequence[int], work_dir: str,
             tasks.append(GridTask(
                 name=name + ('' if seed is None else f' seed {seed}'),
                 work_dir=directory,
-                function=f'{__name__}:train_and_evaluate',
+                function=function_name(train_and_evaluate),
                 args=dict(config=config, seed=seed,
                           options=options + list(cfg_options), gpus=gpus,
                           experiment=dict(cfg.get('experiment') or {})),
@@ -151,54 +158,33 @@ def collect(task: GridTask, metrics: Dict) -> Dict:
 
 def aggregate(rows: List[Dict]) -> List[Dict]:
     """Mean ± std over the seeds of each config."""
-    table = []
-    for config in dict.fromkeys(r['config'] for r in rows):
-        group = [r for r in rows if r['config'] == config]
-        entry = {k: group[0][k] for k in ('config', 'method', 'detector',
-                                          'task')}
-        entry['runs'] = len(group)
-        for key in ('AP', 'AP50', 'step_time_s', 'peak_memory_mib',
-                    'checkpoint_mb', 'trainable', 'percent'):
-            entry[key], entry[key + '_std'], _ = mean_std(
-                [r[key] for r in group])
-        table.append(entry)
-    return table
-
-
-def _csv(records: List[Dict]) -> str:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(records[0]))
-    writer.writeheader()
-    writer.writerows(records)
-    return out.getvalue()
+    return aggregate_groups(rows, by=('config', ),
+                            labels=('method', 'detector', 'task'),
+                            keys=AGGREGATED)
 
 
 def write_tables(table: List[Dict], rows: List[Dict], out_dir: str) -> str:
     """``comparison.md``, ``comparison.csv``, ``runs.csv``, the plot;
     returns the markdown."""
-    header = ('| method | detector | task | AP | AP50 | trainable params | '
-              'trainable % | step time (s) | peak memory (MiB) | '
-              'checkpoint (MB) | runs |')
-    lines = [header, '|' + '---|' * (header.count('|') - 1)]
-    for e in table:
-        lines.append('| ' + ' | '.join([
-            e['method'], e['detector'], e['task'],
-            format_mean_std(e['AP'], e['AP_std']),
-            format_mean_std(e['AP50'], e['AP50_std']),
-            f"{int(e['trainable'] or 0):,}",
-            format_mean_std(e['percent'], None, 4),
-            format_mean_std(e['step_time_s'], e['step_time_s_std'], 2),
-            format_mean_std(e['peak_memory_mib'], None, 0),
-            format_mean_std(e['checkpoint_mb'], None, 2),
-            str(e['runs'])
-        ]) + ' |')
+    columns = ['method', 'detector', 'task', 'AP', 'AP50',
+               'trainable params', 'trainable %', 'step time (s)',
+               'peak memory (MiB)', 'checkpoint (MB)', 'runs']
+    lines = markdown_table(columns, ([
+        e['method'], e['detector'], e['task'],
+        format_mean_std(e['AP'], e['AP_std']),
+        format_mean_std(e['AP50'], e['AP50_std']),
+        f"{int(e['trainable'] or 0):,}",
+        format_mean_std(e['percent'], None, 4),
+        format_mean_std(e['step_time_s'], e['step_time_s_std'], 2),
+        format_mean_std(e['peak_memory_mib'], None, 0),
+        format_mean_std(e['checkpoint_mb'], None, 2),
+        str(e['runs'])
+    ] for e in table))
     markdown = '\n'.join(lines) + '\n'
     atomic_write_text(osp.join(out_dir, 'comparison.md'), markdown)
-    atomic_write_text(osp.join(out_dir, 'comparison.csv'), _csv(table))
-    atomic_write_text(osp.join(out_dir, 'runs.csv'), _csv(rows))
-    points = [dict(label=e['method'], series=f"{e['detector']}, {e['task']}",
-                   trainable=e['trainable'], AP=e['AP'], AP_std=e['AP_std'])
-              for e in table]
+    atomic_write_text(osp.join(out_dir, 'comparison.csv'), csv_text(table))
+    atomic_write_text(osp.join(out_dir, 'runs.csv'), csv_text(rows))
+    points = ap_points(table, lambda e: f"{e['detector']}, {e['task']}")
     plot_ap_vs_trainable({'AP against trainable parameters': points},
                          osp.join(out_dir, 'ap_vs_trainable_params.png'))
     return markdown

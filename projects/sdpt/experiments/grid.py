@@ -28,15 +28,20 @@ as ``function(task)``; it returns a JSON-able dict (``AP`` / ``AP50`` keys
 are shown), which the runner writes atomically to ``result_file``.
 """
 import importlib
+import multiprocessing
 import os
 import os.path as osp
 import sys
 import time
 import traceback
+import warnings
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import torch
+from mmdet.utils import register_all_modules
 
 from ..engine.hooks.progress_hook import PROGRESS_FD_ENV, format_duration
 from ..evaluation.statistics import format_mean_std
@@ -68,10 +73,18 @@ class GridTask:
     def holds(self, cached: Dict) -> bool:
         """Whether ``cached`` (this task's result) still holds: always,
         without a ``recheck``."""
-        return not self.recheck or bool(_function(self.recheck)(self, cached))
+        return not self.recheck or bool(
+            resolve_function(self.recheck)(self, cached))
 
 
-def _function(name: str):
+def function_name(function: Callable) -> str:
+    """``'package.module:function'``: how a task names ``function`` (a
+    module-level function) for its worker."""
+    return f'{function.__module__}:{function.__qualname__}'
+
+
+def resolve_function(name: str) -> Callable:
+    """The function a task names (``'package.module:function'``)."""
     module, _, attr = name.partition(':')
     return getattr(importlib.import_module(module), attr)
 
@@ -106,13 +119,11 @@ def _init_worker(threads: int, log_file: str) -> None:
     os.dup2(log, 2)
     sys.stdout = os.fdopen(1, 'w', buffering=1, closefd=False)
     sys.stderr = os.fdopen(2, 'w', buffering=1, closefd=False)
-    import torch
     torch.set_num_threads(threads)
-    import warnings
     warnings.filterwarnings('ignore')
-    from mmdet.utils import register_all_modules
+    # The project's modules are registered already: this module is part of
+    # the package, whose import registers them.
     register_all_modules()
-    import projects.sdpt  # noqa: F401
 
 
 def run_task(task: GridTask) -> Dict:
@@ -121,7 +132,7 @@ def run_task(task: GridTask) -> Dict:
     os.makedirs(task.work_dir, exist_ok=True)
     start = time.time()
     try:
-        result = dict(_function(task.function)(task))
+        result = dict(resolve_function(task.function)(task))
     except BaseException:
         with open(osp.join(task.work_dir, 'error.log'), 'w') as f:
             f.write(traceback.format_exc())
@@ -212,6 +223,8 @@ def run_grid(tasks: Sequence[GridTask], workers: int = 1,
                     err = RuntimeError(
                         'its worker process died (a crash in native code, '
                         'or killed for memory)')
+                    # it may have died before making its folder
+                    os.makedirs(task.work_dir, exist_ok=True)
                     with open(osp.join(task.work_dir, 'error.log'),
                               'w') as f:
                         f.write(f'{err}: it ran alone, so it is the cause; '
@@ -273,5 +286,4 @@ def _take_cached(pending: List[GridTask], results: Dict[str, Dict]) -> None:
 
 
 def _spawn_context():
-    import multiprocessing
     return multiprocessing.get_context('spawn')

@@ -11,7 +11,7 @@ import glob
 import os.path as osp
 from typing import List
 
-from ..utils.cli import REPO_ROOT
+from ..utils.paths import REPO_ROOT
 
 DETECTORS = ('glip', 'gdino')
 TIERS = {

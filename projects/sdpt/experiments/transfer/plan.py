@@ -1,0 +1,202 @@
+"""The plan of a transfer suite (:class:`TransferPlan`) and the grid tasks
+that carry it out: pretraining for the bases that need it, the zero-shot
+evaluations, then per (detector, k, method, shift) the learning-rate runs on
+the first seed and the selected setting on the others."""
+import math
+import os.path as osp
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from ...utils.io import read_json
+from ..bases import (
+    DEFAULT_PRETRAIN_ITERS,
+    pretrain,
+    pretrain_task,
+    shipped_base,
+)
+from ..grid import GridTask, function_name
+from ..results import METRICS
+from .configs import recipe_lr
+from .protocol import (
+    DEFAULT_ITERS,
+    DEFAULT_LR_EDGE_STEPS,
+    DEFAULT_LR_FACTORS,
+    DEFAULT_SEEDS,
+    DEFAULT_SHOTS,
+    log_step,
+    lr_grid,
+    next_edge_lr,
+    select_lr,
+)
+from .runs import evaluate_zero_shot, tune
+
+
+@dataclass
+class TransferPlan:
+    """What one transfer suite runs.
+
+    ``bases``: ``{det: base file}``; a file that does not exist is
+    pretrained first, for ``pretrain_iters[det]`` iterations. Each method
+    is tried at its recipe learning rate times ``lr_factors`` on the first
+    of ``seeds`` (then up to ``lr_edge_steps`` runs past the grid's end
+    where the best dev AP sits), unless ``fixed_lrs`` gives it one learning
+    rate; the selected one runs on the other seeds. Every run trains
+    ``iters`` iterations.
+    """
+    detectors: Sequence[str]
+    shifts: Sequence[str]
+    methods: Sequence[str]
+    root: str
+    work_root: str
+    bases: Dict[str, str]
+    pretrain_iters: Dict[str, int] = field(
+        default_factory=lambda: dict(DEFAULT_PRETRAIN_ITERS))
+    shots: Sequence[int] = DEFAULT_SHOTS
+    seeds: Sequence[int] = DEFAULT_SEEDS
+    lr_factors: Sequence[float] = DEFAULT_LR_FACTORS
+    fixed_lrs: Dict[str, float] = field(default_factory=dict)
+    iters: int = DEFAULT_ITERS
+    lr_edge_steps: int = DEFAULT_LR_EDGE_STEPS
+
+    def learning_rates(self, det: str, method: str) -> List[float]:
+        """The learning rates ``method`` is tried at on the first seed."""
+        if method in self.fixed_lrs:
+            return [self.fixed_lrs[method]]
+        return lr_grid(recipe_lr(det, method), self.lr_factors)
+
+
+def base_files(detectors: Sequence[str], work_root: str,
+               pretrain: bool = False) -> Dict[str, str]:
+    """``{det: base file}``: the shipped base, or (``pretrain``, or none
+    shipped) one to pretrain into ``<work_root>/bases/``."""
+    files = {}
+    for det in detectors:
+        shipped = shipped_base(det)
+        if pretrain or not osp.exists(shipped):
+            files[det] = osp.join(work_root, 'bases', osp.basename(shipped))
+        else:
+            files[det] = shipped
+    return files
+
+
+def cached_run_holds(task: GridTask, cached: Dict) -> bool:
+    """Whether a cached run drawn from other runs' dev APs (an extension
+    past the grid, or a seed of the selected setting) is still what the
+    selection rules make of those runs now; a result that no longer holds is
+    run again (``GridTask.recheck``)."""
+    a = task.args
+    rows = [read_json(f) for f in a.get('edge_of') or a['candidates']]
+    if None in rows:
+        return False
+    recipe = recipe_lr(a['det'], a['method'])
+    wanted = (next_edge_lr(rows, recipe, a['edge_step'])
+              if 'edge_of' in a else select_lr(rows, recipe))
+    got = cached.get('lr')
+    if wanted is None or got in (None, ''):
+        return wanted is None and got in (None, '')
+    return math.isclose(float(got), wanted, rel_tol=1e-6)
+
+
+#: the check of cached runs that other runs' dev APs decide
+RECHECK = function_name(cached_run_holds)
+ZERO_SHOT = function_name(evaluate_zero_shot)
+TUNE = function_name(tune)
+PRETRAIN = function_name(pretrain)
+
+
+def is_pretrain(task: GridTask) -> bool:
+    """Whether ``task`` pretrains a base."""
+    return task.function == PRETRAIN
+
+
+def _lr_name(lr: float) -> str:
+    # as many digits as the grid keeps, so two lrs never share a folder
+    return f'lr{lr:.3g}'
+
+
+def _pretrain_tasks(plan: TransferPlan
+                    ) -> Tuple[List[GridTask], Dict[str, Tuple[str, ...]]]:
+    """The pretraining of the bases that do not exist, and per detector the
+    names of the tasks its runs wait for."""
+    tasks, after = [], {}
+    for det in plan.detectors:
+        after[det] = ()
+        if not osp.exists(plan.bases[det]):
+            tasks.append(pretrain_task(det, plan.root, plan.work_root,
+                                       plan.pretrain_iters[det],
+                                       plan.bases[det]))
+            after[det] = (tasks[-1].name, )
+    return tasks, after
+
+
+def _task(name: str, work: str, function: str, args: Dict,
+          after: Tuple[str, ...] = (),
+          recheck: Optional[str] = None) -> GridTask:
+    """A run of the suite, its result in ``metrics.json`` in its folder."""
+    return GridTask(name, work, function, args, after,
+                    osp.join(work, METRICS), recheck)
+
+
+def _cell_tasks(plan: TransferPlan, args: Dict, folder: str,
+                lrs: Sequence[float],
+                after: Tuple[str, ...]) -> List[GridTask]:
+    """The runs of one (detector, shift, method, k): the learning rates on
+    the first seed, the runs past the grid's end, then the other seeds."""
+    k, label = args['shots'], '{det} {shift} {method}'.format(**args)
+    seed, *others = plan.seeds
+    first = []
+    for lr in lrs:
+        name = f'k{k}_seed{seed}_{_lr_name(lr)}'
+        first.append(_task(f'{label} {name}', osp.join(folder, name), TUNE,
+                           dict(args, seed=seed, lr=lr), after))
+    if len(lrs) > 1:
+        step = log_step(lrs)
+        for i in range(1, plan.lr_edge_steps + 1):
+            name = f'k{k}_seed{seed}_edge{i}'
+            first.append(_task(
+                f'{label} {name}', osp.join(folder, name), TUNE,
+                dict(args, seed=seed, edge_step=step,
+                     edge_of=[t.result_file for t in first]),
+                tuple(t.name for t in first), RECHECK))
+    tasks = list(first)
+    for seed in others:
+        if len(lrs) == 1:
+            name = f'k{k}_seed{seed}_{_lr_name(lrs[0])}'
+            extra, deps, recheck = dict(lr=lrs[0]), after, None
+        else:
+            name = f'k{k}_seed{seed}_selected'
+            extra = dict(candidates=[t.result_file for t in first])
+            deps, recheck = tuple(t.name for t in first), RECHECK
+        tasks.append(_task(f'{label} {name}', osp.join(folder, name), TUNE,
+                           dict(args, seed=seed, **extra), deps, recheck))
+    return tasks
+
+
+def make_tasks(plan: TransferPlan) -> List[GridTask]:
+    """The suite's grid tasks: pretraining for the bases that need it, the
+    zero-shot evaluations, then per (k, method, shift) the learning-rate
+    runs on the first seed (the grid, then up to ``lr_edge_steps`` runs past
+    its end where the best dev AP sits) and the selected setting on the
+    other seeds."""
+    tasks, after = _pretrain_tasks(plan)
+    for det in plan.detectors:
+        common = dict(det=det, root=plan.root, base=plan.bases[det])
+        if 'zero_shot' in plan.methods:
+            for shift in plan.shifts:
+                work = osp.join(plan.work_root, det, shift, 'zero_shot')
+                tasks.append(_task(
+                    f'{det} {shift} zero_shot', work, ZERO_SHOT,
+                    dict(common, shift=shift, shots=plan.shots[0],
+                         seed=plan.seeds[0]), after[det]))
+        for k in plan.shots:
+            for method in plan.methods:
+                if method == 'zero_shot':
+                    continue
+                lrs = plan.learning_rates(det, method)
+                for shift in plan.shifts:
+                    tasks += _cell_tasks(
+                        plan, dict(common, shift=shift, method=method,
+                                   shots=k, iters=plan.iters),
+                        osp.join(plan.work_root, det, shift, method), lrs,
+                        after[det])
+    return tasks

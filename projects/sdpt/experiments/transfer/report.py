@@ -1,0 +1,250 @@
+"""The report of the transfer suite: which runs are finished and selected,
+the tables (``transfer.md``, ``transfer.csv``) and the plots
+(``ap_vs_trainable_<shift>.png``)."""
+import os.path as osp
+from typing import Dict, List, Sequence
+
+from ...datasets.synthetic.corpus import SHIFTS
+from ...evaluation.plots import plot_ap_vs_trainable
+from ...utils.io import atomic_write_text
+from ..grid import GridTask
+from ..results import (
+    aggregate_groups,
+    ap_points,
+    csv_text,
+    markdown_table,
+    mean_std_cell,
+)
+from .configs import suite_methods
+from .plan import is_pretrain
+from .protocol import FLAT_DEV_AP, is_flat, select_lr
+
+#: the columns of ``transfer.csv`` (one row per run)
+CSV_FIELDS = [
+    'detector', 'shift', 'method', 'key', 'shots', 'seed', 'lr', 'selected',
+    'edge', 'dev_AP', 'AP', 'AP50', 'source_AP', 'no_fusion_AP', 'oracle_AP',
+    'feature_change_image', 'feature_change_text', 'prompts_off_max_diff',
+    'grad_norm_first_step', 'loss_first', 'loss_last', 'loss_flatness',
+    'trainable', 'total', 'iters', 'step_time_s', 'wall_s', 'diverged'
+]
+
+
+def finished_rows(tasks: Sequence[GridTask]) -> Dict:
+    """The results of the suite's cells whose every run has finished, for a
+    report while (or without) running the rest.
+
+    A cell is one zero-shot evaluation, or one (detector, shift, method, k)
+    with its learning-rate runs and seeds: a cell with runs still to do is
+    left out whole, so that no table mixes a finished cell with half of one.
+    Returns ``dict(rows=..., cells=n_finished, unfinished=n_cells_left_out,
+    runs_left=n_runs_to_do)``.
+    """
+    cells = {}
+    for task in tasks:
+        if is_pretrain(task):
+            continue
+        a = task.args
+        key = (a['det'], a['shift'], a.get('method', 'zero_shot'),
+               a.get('shots') if 'method' in a else None)
+        result = task.cached_result()
+        if result is not None and not task.holds(result):
+            result = None  # the selection rules now want another run
+        cells.setdefault(key, []).append(result)
+    rows, unfinished, runs_left = [], 0, 0
+    for results in cells.values():
+        missing = sum(r is None for r in results)
+        if missing:
+            unfinished += 1
+            runs_left += missing
+        else:
+            rows += [r for r in results if not r.get('skipped')]
+    return dict(rows=rows, cells=len(cells) - unfinished,
+                unfinished=unfinished, runs_left=runs_left)
+
+
+def _tuned_cells(rows: Sequence[Dict]):
+    """Per tuned (detector, shift, method, k): ``(cell, first, chosen)``,
+    its runs, those of its first seed (the learning-rate runs) and the lr
+    selected on dev among them. Skipped extensions are not runs."""
+    cells = {}
+    for r in rows:
+        if r.get('key') != 'zero_shot' and r.get('lr') not in (None, ''):
+            cells.setdefault((r['detector'], r['shift'], r['key'],
+                              r['shots']), []).append(r)
+    for cell in cells.values():
+        seed = sorted({r['seed'] for r in cell})[0]
+        first = [r for r in cell if r['seed'] == seed]
+        recipe = cell[0].get('recipe_lr') or float(first[0]['lr'])
+        yield cell, first, select_lr(first, recipe)
+
+
+def final_rows(rows: Sequence[Dict]) -> List[Dict]:
+    """Per (detector, shift, method, k): the rows of the selected lr (every
+    seed), with ``selected`` set; zero-shot rows as they are."""
+    out = [r for r in rows if r.get('key') == 'zero_shot']
+    for cell, _, chosen in _tuned_cells(rows):
+        out += [dict(r, selected=True) for r in cell
+                if float(r['lr']) == chosen]
+    return out
+
+
+def lr_grids(rows: Sequence[Dict]) -> List[Dict]:
+    """Per tuned (detector, shift, method, k) with more than one learning
+    rate: the ones tried on the first seed, how many the grid had (the rest
+    came from going past its end) and the selected one."""
+    out = []
+    for _, first, chosen in _tuned_cells(rows):
+        tried = sorted({float(r['lr']) for r in first})
+        if len(tried) > 1:
+            grid = [r for r in first if not r.get('edge')]
+            out.append(dict(tried=tried, chosen=chosen, grid=len(grid),
+                            flat=is_flat(grid)))
+    return out
+
+
+def sort_rows(rows: List[Dict]) -> List[Dict]:
+    """Detectors in the order they ran, then shifts, zoo methods (zero-shot
+    first, ablations last), k, seed and lr in their own orders."""
+    dets = {d: i for i, d in
+            enumerate(dict.fromkeys(r['detector'] for r in rows))}
+    order = {m: i for i, m in enumerate(suite_methods())}
+    shifts = list(SHIFTS)
+    return sorted(rows, key=lambda r: (
+        dets[r['detector']], shifts.index(r['shift']) if r['shift'] in shifts
+        else len(shifts), order.get(r['key'], len(order)), r['key'],
+        r['shots'], str(r['seed']), str(r.get('lr'))))
+
+
+def _cell(rows: Sequence[Dict], key: str = 'AP', digits: int = 3) -> str:
+    return mean_std_cell([r.get(key) for r in rows], digits)
+
+
+def shift_table(rows: Sequence[Dict], shots_list: Sequence[int]) -> List[str]:
+    """Markdown lines: one row per method of one (detector, shift)."""
+    shots_list = sorted(shots_list)
+    big = max(shots_list)
+    columns = ['method', 'trainable']
+    for k in shots_list:
+        columns += [f'AP k={k}', f'lr k={k}']
+    columns += [f'source AP (k={big})', f'AP, fusion removed (k={big})',
+                f'Δ fused features image / text (k={big})']
+    lines = []
+    for key in dict.fromkeys(r['key'] for r in rows):
+        mine = [r for r in rows if r['key'] == key]
+        zero = key == 'zero_shot'
+        cells = []
+        for k in shots_list:
+            at_k = mine if zero else [r for r in mine if r['shots'] == k]
+            lrs = sorted({r['lr'] for r in at_k})
+            cells += [_cell(at_k), '–' if zero or not lrs else
+                      ', '.join(f'{float(lr):.0e}' for lr in lrs)]
+        at_big = mine if zero else [r for r in mine if r['shots'] == big]
+        change = ' / '.join(_cell(at_big, f'feature_change_{side}', 2)
+                            for side in ('image', 'text'))
+        lines.append([mine[0]['method'], f"{int(mine[0]['trainable']):,}",
+                      *cells, _cell(at_big, 'source_AP'),
+                      _cell(at_big, 'no_fusion_AP'), change])
+    return markdown_table(columns, lines)
+
+
+def _summary(rows: Sequence[Dict], chosen: Sequence[Dict]) -> List[str]:
+    """The lines under the tables: the schedule check, the learning-rate
+    grids and the method switched off."""
+    lines = []
+    tuned = [r for r in chosen if r['key'] != 'zero_shot']
+    flat = [r for r in tuned if r.get('loss_flatness') is not None]
+    if flat:
+        within = sum(abs(r['loss_flatness']) < 0.05 for r in flat)
+        lines.append(
+            f'Schedule check: in {within} of {len(flat)} reported runs the '
+            f'mean loss of the last tenth of training is within 5 % of the '
+            f'tenth before.')
+    grids = lr_grids(rows)
+    if grids:
+        extended = sum(len(g['tried']) > g['grid'] for g in grids)
+        at_end = sum(g['chosen'] in (min(g['tried']), max(g['tried']))
+                     for g in grids)
+        flat = sum(g['flat'] for g in grids)
+        lines.append(
+            f'Learning rates: {extended} of {len(grids)} cells went past the '
+            f'end of their grid (the best dev AP sat there, or the grid was '
+            f'flat: {flat} cells with every dev AP within {FLAT_DEV_AP}); '
+            f'{at_end} are still selected at an end of the learning rates '
+            f'they tried.')
+    off = [r['prompts_off_max_diff'] for r in tuned
+           if r.get('prompts_off_max_diff') is not None]
+    if off:
+        lines.append(
+            f'Method switched off: {sum(d == 0 for d in off)} of {len(off)} '
+            f'reported runs that can switch off predict exactly as the base '
+            f'(largest difference {max(off):.3g}).')
+    return lines
+
+
+def _markdown(rows: Sequence[Dict], chosen: Sequence[Dict],
+              shots_list: Sequence[int], base_meta: Dict[str, Dict]) -> str:
+    lines = []
+    for det_name in dict.fromkeys(r['detector'] for r in chosen):
+        meta = base_meta.get(det_name) or {}
+        src = (meta.get('source_val') or {}).get('AP')
+        lines.append(f'### {det_name}' + (
+            f' (base: {meta.get("iters")} pretraining iterations, '
+            f'source-domain val AP {src:.3f})' if src is not None else ''))
+        for shift in dict.fromkeys(r['shift'] for r in chosen
+                                   if r['detector'] == det_name):
+            group = [r for r in chosen if r['detector'] == det_name
+                     and r['shift'] == shift]
+            lines += ['', f'**{shift}** ({SHIFTS[shift].needs})', '']
+            lines += shift_table(group, shots_list)
+            oracle = [r['oracle_AP'] for r in group
+                      if r.get('oracle_AP') is not None]
+            if oracle:
+                lines += ['', f'Text-side oracle (the base with the names it '
+                          f'learnt for these objects): AP {oracle[0]:.3f}.']
+        lines.append('')
+    return '\n'.join(lines + _summary(rows, chosen)) + '\n'
+
+
+def _run_key(r: Dict):
+    return (r['detector'], r['shift'], r['key'], r['shots'], str(r['seed']),
+            str(r.get('lr')))
+
+
+def _plot_shifts(chosen: Sequence[Dict], out_dir: str) -> None:
+    """One plot per shift: test AP (mean ± std over seeds) against the
+    trainable parameters, one panel per detector."""
+    for shift in dict.fromkeys(r['shift'] for r in chosen):
+        panels = {}
+        for det_name in dict.fromkeys(r['detector'] for r in chosen):
+            group = [r for r in chosen if r['detector'] == det_name
+                     and r['shift'] == shift]
+            entries = aggregate_groups(group, by=('key', 'shots'),
+                                       labels=('method', 'trainable'),
+                                       keys=('AP', ))
+            points = ap_points(entries, lambda e: 'zero-shot' if e[
+                'shots'] == 0 else f"k={e['shots']}")
+            if points:
+                panels[det_name] = points
+        if panels:
+            plot_ap_vs_trainable(
+                panels, osp.join(out_dir, f'ap_vs_trainable_{shift}.png'),
+                ylabel=f'test AP, {shift} shift')
+
+
+def write_report(rows: List[Dict], shots_list: Sequence[int], out_dir: str,
+                 base_meta: Dict[str, Dict]) -> str:
+    """``transfer.md``, ``transfer.csv`` (every run) and one plot per shift
+    (``ap_vs_trainable_<shift>.png``); returns the markdown.
+
+    ``base_meta``: per detector name, the base's ``.json`` (its pretraining
+    iterations and source-domain AP head its tables).
+    """
+    chosen = sort_rows(final_rows(rows))
+    markdown = _markdown(rows, chosen, shots_list, base_meta)
+    atomic_write_text(osp.join(out_dir, 'transfer.md'), markdown)
+    reported = {_run_key(r) for r in chosen}
+    atomic_write_text(osp.join(out_dir, 'transfer.csv'), csv_text(
+        [dict(r, selected=_run_key(r) in reported) for r in sort_rows(rows)],
+        CSV_FIELDS))
+    _plot_shifts(chosen, out_dir)
+    return markdown
