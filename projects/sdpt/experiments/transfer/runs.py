@@ -33,7 +33,7 @@ from ...evaluation.diagnostics import (
     prompts_off_difference,
 )
 from ...evaluation.statistics import pick_metrics
-from ...models.prompt_tuned_detector import trainable_parameter_report
+from ...methods.trainable import trainable_parameter_report
 from ...utils.io import read_json
 from ..grid import GridTask
 from .configs import (
