@@ -66,10 +66,15 @@ from projects.sdpt.experiments.transfer.plan import (
     ZERO_SHOT,
     TransferPlan,
     cached_run_holds,
+    check_protocol,
     is_pretrain,
     make_tasks,
 )
-from projects.sdpt.experiments.transfer.protocol import next_edge_lr, select_lr
+from projects.sdpt.experiments.transfer.protocol import (
+    lr_schedule,
+    next_edge_lr,
+    select_lr,
+)
 from projects.sdpt.experiments.transfer.report import (
     final_rows,
     finished_rows,
@@ -585,6 +590,33 @@ def _write_rows(folder, lr_devs):
         with open(files[-1], 'w') as f:
             json.dump(_row(lr, dev), f)
     return files
+
+
+def test_schedules_are_constant_or_warm_up_then_cosine_to_zero():
+    assert lr_schedule('constant', 200) == [
+        dict(type='ConstantLR', factor=1.0, by_epoch=False)]
+    warmup, cosine = lr_schedule('cosine', 200)
+    assert (warmup['type'], warmup['begin'], warmup['end']) == \
+        ('LinearLR', 0, 20)
+    assert (cosine['type'], cosine['begin'], cosine['end'],
+            cosine['T_max'], cosine['eta_min']) == \
+        ('CosineAnnealingLR', 20, 200, 180, 0.0)
+    with pytest.raises(ValueError, match='choose one of'):
+        lr_schedule('step', 200)
+
+
+def test_a_work_dir_holds_runs_of_one_protocol(tmp_path):
+    pinned = dict(numerics='pinned', schedule='constant', iters=200)
+    check_protocol(str(tmp_path), pinned)
+    check_protocol(str(tmp_path), dict(pinned))  # the same: fine
+    with pytest.raises(SystemExit, match='numerics: pinned there, native'):
+        check_protocol(str(tmp_path), dict(pinned, numerics='native'))
+    old = tmp_path / 'old'
+    atomic_write_json({'AP': 0.5}, str(old / 'gdino' / 'realignment' /
+                                      'sdpt' / 'k10_seed3_lr1' /
+                                      'metrics.json'))
+    with pytest.raises(SystemExit, match='before suites recorded'):
+        check_protocol(str(old), pinned)
 
 
 def test_a_cached_decision_is_rechecked_against_the_current_rules(tmp_path):

@@ -39,6 +39,7 @@ from projects.sdpt.experiments.transfer.configs import (
 from projects.sdpt.experiments.transfer.plan import (
     TransferPlan,
     base_files,
+    check_protocol,
     is_pretrain,
     make_tasks,
 )
@@ -48,6 +49,11 @@ from projects.sdpt.experiments.transfer.report import (
 )
 from projects.sdpt.experiments.transfer.runs import RUN_THREADS, prepare_data
 from projects.sdpt.experiments.zoo import DETECTORS
+from projects.sdpt.utils.numerics import (
+    DEFAULT_NUMERICS,
+    NUMERICS,
+    set_numerics,
+)
 
 
 def _pairs(items, option, kinds, cast):
@@ -91,6 +97,14 @@ def parse_args(argv=None):
                         help='a fixed learning rate (no selection)')
     parser.add_argument('--iters', type=int, default=protocol.DEFAULT_ITERS,
                         help='training iterations of every run')
+    parser.add_argument('--schedule', choices=protocol.SCHEDULES,
+                        default=protocol.DEFAULT_SCHEDULE,
+                        help='learning-rate schedule of every run')
+    parser.add_argument('--numerics', choices=list(NUMERICS),
+                        default=DEFAULT_NUMERICS,
+                        help='CPU numerics of every run: pinned to AVX2 '
+                        '(repeats bit for bit), native, or a perturbation '
+                        '(projects/sdpt/utils/numerics.py)')
     parser.add_argument('--pretrain', action='store_true',
                         help='pretrain the bases here instead of using the '
                         'shipped ones')
@@ -119,7 +133,11 @@ def main(argv=None):
         bases=base_files(args.detectors, work_root, args.pretrain),
         pretrain_iters=iters, shots=args.shots, seeds=args.seeds,
         lr_factors=args.lr_factors, fixed_lrs=fixed_lrs, iters=args.iters,
-        lr_edge_steps=args.lr_edge_steps)
+        lr_edge_steps=args.lr_edge_steps, schedule=args.schedule)
+    check_protocol(work_root, dict(numerics=args.numerics,
+                                   schedule=args.schedule, iters=args.iters))
+    # before the workers start: torch reads these when it first computes
+    set_numerics(args.numerics)
     start = time.time()
     if not args.report_only:
         try:

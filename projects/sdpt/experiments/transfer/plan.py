@@ -2,12 +2,13 @@
 that carry it out: pretraining for the bases that need it, the zero-shot
 evaluations, then per (detector, k, method, shift) the learning-rate runs on
 the first seed and the selected setting on the others."""
+import glob
 import math
 import os.path as osp
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from ...utils.io import read_json
+from ...utils.io import atomic_write_json, read_json
 from ..bases import (
     DEFAULT_PRETRAIN_ITERS,
     pretrain,
@@ -21,6 +22,7 @@ from .protocol import (
     DEFAULT_ITERS,
     DEFAULT_LR_EDGE_STEPS,
     DEFAULT_LR_FACTORS,
+    DEFAULT_SCHEDULE,
     DEFAULT_SEEDS,
     DEFAULT_SHOTS,
     log_step,
@@ -41,7 +43,8 @@ class TransferPlan:
     of ``seeds`` (then up to ``lr_edge_steps`` runs past the grid's end
     where the best dev AP sits), unless ``fixed_lrs`` gives it one learning
     rate; the selected one runs on the other seeds. Every run trains
-    ``iters`` iterations.
+    ``iters`` iterations with the learning-rate ``schedule``
+    (``protocol.lr_schedule``).
     """
     detectors: Sequence[str]
     shifts: Sequence[str]
@@ -57,6 +60,7 @@ class TransferPlan:
     fixed_lrs: Dict[str, float] = field(default_factory=dict)
     iters: int = DEFAULT_ITERS
     lr_edge_steps: int = DEFAULT_LR_EDGE_STEPS
+    schedule: str = DEFAULT_SCHEDULE
 
     def learning_rates(self, det: str, method: str) -> List[float]:
         """The learning rates ``method`` is tried at on the first seed."""
@@ -77,6 +81,33 @@ def base_files(detectors: Sequence[str], work_root: str,
         else:
             files[det] = shipped
     return files
+
+
+#: Where a suite's work dir records the protocol its runs share.
+PROTOCOL_FILE = 'protocol.json'
+
+
+def check_protocol(work_root: str, protocol: Dict) -> None:
+    """Record ``protocol`` (what every run of a suite shares: numerics,
+    schedule, iterations) in ``work_root``; ``SystemExit`` when the runs
+    already there were made under another one, since a table must not mix
+    two protocols."""
+    path = osp.join(work_root, PROTOCOL_FILE)
+    recorded = read_json(path)
+    if recorded is not None and recorded != protocol:
+        differ = ', '.join(f'{k}: {recorded.get(k)} there, {v} asked'
+                           for k, v in protocol.items()
+                           if recorded.get(k) != v)
+        raise SystemExit(
+            f'{work_root} holds runs of another protocol ({differ}): give '
+            f'this one its own --work-dir, or ask for the same protocol.')
+    if recorded is None:
+        if glob.glob(osp.join(work_root, '*', '*', '*', '*', METRICS)):
+            raise SystemExit(
+                f'{work_root} holds runs made before suites recorded their '
+                f'protocol (numerics and schedule unknown): give this suite '
+                f'its own --work-dir.')
+        atomic_write_json(protocol, path, indent=1)
 
 
 def cached_run_holds(task: GridTask, cached: Dict) -> bool:
@@ -196,7 +227,8 @@ def make_tasks(plan: TransferPlan) -> List[GridTask]:
                 for shift in plan.shifts:
                     tasks += _cell_tasks(
                         plan, dict(common, shift=shift, method=method,
-                                   shots=k, iters=plan.iters),
+                                   shots=k, iters=plan.iters,
+                                   schedule=plan.schedule),
                         osp.join(plan.work_root, det, shift, method), lrs,
                         after[det])
     return tasks

@@ -13,6 +13,12 @@ DEFAULT_SEEDS = (3, 30, 300)
 DEFAULT_LR_FACTORS = (0.1, 1.0, 10.0)
 DEFAULT_ITERS = 200
 DEFAULT_LR_EDGE_STEPS = 2
+#: Learning-rate schedules of a run: ``constant``, or ``cosine`` (a linear
+#: warm-up over the first ``WARMUP_FRACTION`` of the iterations, then cosine
+#: to zero), the same for every method.
+SCHEDULES = ('constant', 'cosine')
+DEFAULT_SCHEDULE = 'constant'
+WARMUP_FRACTION = 0.1
 #: dev APs all within this of each other: the grid cannot choose
 FLAT_DEV_AP = 0.01
 
@@ -71,3 +77,20 @@ def is_flat(rows: Sequence[Dict]) -> bool:
     if len(dev) < 2 or None in dev:
         return False
     return max(dev) - min(dev) <= FLAT_DEV_AP + 1e-9
+
+
+def lr_schedule(schedule: str, iters: int) -> List[Dict]:
+    """mmengine ``param_scheduler`` of ``schedule`` over ``iters``."""
+    if schedule == 'constant':
+        return [dict(type='ConstantLR', factor=1.0, by_epoch=False)]
+    if schedule != 'cosine':
+        raise ValueError(f'schedule {schedule!r}: choose one of '
+                         f'{", ".join(SCHEDULES)}')
+    warmup = max(1, round(iters * WARMUP_FRACTION))
+    return [
+        dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0,
+             end=warmup),
+        dict(type='CosineAnnealingLR', by_epoch=False, begin=warmup,
+             end=iters, T_max=iters - warmup, eta_min=0.0),
+    ]
+

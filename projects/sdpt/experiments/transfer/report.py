@@ -25,7 +25,8 @@ CSV_FIELDS = [
     'edge', 'dev_AP', 'AP', 'AP50', 'source_AP', 'no_fusion_AP', 'oracle_AP',
     'feature_change_image', 'feature_change_text', 'prompts_off_max_diff',
     'grad_norm_first_step', 'loss_first', 'loss_last', 'loss_flatness',
-    'trainable', 'total', 'iters', 'step_time_s', 'wall_s', 'diverged'
+    'trainable', 'total', 'iters', 'step_time_s', 'wall_s', 'diverged',
+    'schedule', 'numerics'
 ]
 
 

@@ -35,6 +35,7 @@ from ...evaluation.diagnostics import (
 from ...evaluation.statistics import pick_metrics
 from ...methods.trainable import trainable_parameter_report
 from ...utils.io import read_json
+from ...utils.numerics import numerics_record
 from ..grid import GridTask
 from .configs import (
     DETECTOR_NAMES,
@@ -45,7 +46,7 @@ from .configs import (
     split_loader,
     transfer_config,
 )
-from .protocol import next_edge_lr, select_lr
+from .protocol import DEFAULT_SCHEDULE, lr_schedule, next_edge_lr, select_lr
 
 #: torch threads of every run: results depend on it, so it is fixed
 RUN_THREADS = 1
@@ -117,6 +118,13 @@ def _source_and_fusion(runner, cfg, root: str) -> Dict:
     return out
 
 
+def _numerics() -> Dict:
+    """The run's numerics mode, and in full what its arithmetic depended
+    on (``utils/numerics.py``)."""
+    record = numerics_record()
+    return dict(numerics=record['numerics'], platform=record)
+
+
 def _history(runner, key: str) -> List[float]:
     try:
         return [float(v) for v in
@@ -152,6 +160,7 @@ def evaluate_zero_shot(task: GridTask) -> Dict:
             cfg, data_root, names, 'test', base_names_ann_file(
                 'annotations/instances_test.json'))).get('AP')
     row['wall_s'] = round(time.time() - start, 1)
+    row.update(_numerics())
     return row
 
 
@@ -212,6 +221,8 @@ def tune(task: GridTask) -> Dict:
     apply_method(cfg, det, method)
     apply_shift(cfg, a['root'], shift, shots, seed)
     cfg.optim_wrapper.optimizer.lr = lr
+    schedule = a.get('schedule', DEFAULT_SCHEDULE)
+    cfg.param_scheduler = lr_schedule(schedule, iters)
     cfg.merge_from_dict({
         'train_cfg.max_iters': iters,
         # dev is evaluated once, below, not during training
@@ -221,7 +232,7 @@ def tune(task: GridTask) -> Dict:
         detector=DETECTOR_NAMES[det], shift=shift,
         method=cfg.experiment['method'], key=method, shots=shots, seed=seed,
         lr=lr, recipe_lr=recipe, selected='candidates' in a,
-        edge='edge_of' in a)
+        edge='edge_of' in a, schedule=schedule)
     runner = Runner.from_cfg(cfg)
     try:
         runner.train()
@@ -234,5 +245,6 @@ def tune(task: GridTask) -> Dict:
         row.update(_trained_metrics(runner, cfg, a['root'], task.work_dir))
     counts = trainable_parameter_report(runner.model)
     row.update(trainable=counts['trainable'], total=counts['total'],
-               iters=iters, wall_s=round(time.time() - start, 1))
+               iters=iters, wall_s=round(time.time() - start, 1),
+               **_numerics())
     return row
