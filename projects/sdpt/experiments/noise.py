@@ -1,0 +1,106 @@
+"""How far a tuned result moves with the arithmetic, beside how far it moves
+with the seed.
+
+The same runs (method, shift, k, learning rate, seed) are made in several
+transfer-suite work dirs that differ only in their protocol's numerics
+(``utils/numerics.py``: ``pinned`` and its perturbations) and perhaps in the
+schedule. For each (schedule, method) this module reports:
+
+* per numerics mode, the test AP's mean and standard deviation over the
+  seeds (the spread the tables show);
+* the spread under perturbation: per seed, the test AP under each
+  perturbed mode minus the pinned one; their mean absolute value and the
+  largest.
+
+When the perturbation spread is as large as the seed spread, a figure made
+on one machine says little about another, and only more seeds (a narrower
+interval of the mean) make a comparison.
+"""
+import glob
+import os.path as osp
+import statistics
+from collections import defaultdict
+from typing import Dict, List, Sequence
+
+from ..utils.io import atomic_write_text, read_json
+from .results import csv_text, markdown_table
+from .transfer.plan import PROTOCOL_FILE
+
+REFERENCE = 'pinned'
+
+
+def noise_rows(work_dirs: Sequence[str]) -> List[Dict]:
+    """The tuned runs of ``work_dirs`` (transfer-suite work dirs), each with
+    its work dir's numerics and schedule."""
+    rows = []
+    for work_dir in work_dirs:
+        protocol = read_json(osp.join(work_dir, PROTOCOL_FILE))
+        if protocol is None:
+            raise ValueError(f'{work_dir}: no {PROTOCOL_FILE} (not a '
+                             f'transfer-suite work dir of a recorded '
+                             f'protocol)')
+        for path in sorted(glob.glob(osp.join(work_dir, '*', '*', '*', '*',
+                                               'metrics.json'))):
+            row = read_json(path) or {}
+            if row.get('AP') is None or row.get('key') == 'zero_shot':
+                continue
+            rows.append(dict(row, numerics=protocol['numerics'],
+                             schedule=protocol['schedule']))
+    return rows
+
+
+def _mean_std(values: Sequence[float]) -> str:
+    if len(values) < 2:
+        return f'{values[0]:.3f}' if values else '-'
+    return f'{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}'
+
+
+def noise_table(rows: Sequence[Dict]) -> List[Dict]:
+    """One record per (schedule, method, shift, k, lr): the seeds' test AP
+    per numerics mode, and the differences of each perturbed mode from
+    ``pinned`` on the same seeds (module docstring)."""
+    cells = defaultdict(lambda: defaultdict(dict))
+    for row in rows:
+        cell = (row['schedule'], row['method'], row['shift'], row['shots'],
+                row['lr'])
+        cells[cell][row['numerics']][row['seed']] = float(row['AP'])
+    table = []
+    for (schedule, method, shift, shots, lr), modes in sorted(
+            cells.items(), key=lambda kv: tuple(map(str, kv[0]))):
+        record = dict(schedule=schedule, method=method, shift=shift,
+                      k=shots, lr=lr)
+        for mode, by_seed in sorted(modes.items()):
+            record[f'AP {mode}'] = _mean_std(list(by_seed.values()))
+        reference = modes.get(REFERENCE, {})
+        diffs = [ap - reference[seed]
+                 for mode, by_seed in modes.items() if mode != REFERENCE
+                 for seed, ap in by_seed.items() if seed in reference]
+        record['seeds'] = len(reference)
+        record['seed std (pinned)'] = (
+            f'{statistics.stdev(reference.values()):.3f}'
+            if len(reference) > 1 else '-')
+        record['perturbed - pinned, mean abs'] = (
+            f'{statistics.mean(abs(d) for d in diffs):.3f}' if diffs else '-')
+        record['perturbed - pinned, max abs'] = (
+            f'{max(abs(d) for d in diffs):.3f}' if diffs else '-')
+        table.append(record)
+    return table
+
+
+def write_noise_report(work_dirs: Sequence[str], out_dir: str) -> str:
+    """``noise.md`` and ``noise.csv`` (every run) in ``out_dir``; returns
+    the markdown."""
+    rows = noise_rows(work_dirs)
+    if not rows:
+        raise ValueError('no finished tuned run in ' + ', '.join(work_dirs))
+    table = noise_table(rows)
+    columns = list(dict.fromkeys(k for record in table for k in record))
+    markdown = '\n'.join(markdown_table(
+        columns, [[str(r.get(c, '-')) for c in columns] for r in table])) + '\n'
+    atomic_write_text(osp.join(out_dir, 'noise.md'), markdown)
+    atomic_write_text(
+        osp.join(out_dir, 'noise.csv'), csv_text(sorted(rows, key=lambda r: (r['schedule'], r['method'],
+                                             r['numerics'], r['seed'])),
+                 ['schedule', 'numerics', 'method', 'shift', 'shots', 'lr',
+                  'seed', 'dev_AP', 'AP', 'AP50', 'loss_first', 'loss_last']))
+    return markdown

@@ -1,0 +1,49 @@
+"""The noise study's table (projects/sdpt/experiments/noise.py): spread over
+seeds beside the spread under perturbed numerics, from work dirs of one
+protocol each."""
+import os.path as osp
+
+import pytest
+
+from projects.sdpt.experiments.noise import (
+    noise_rows,
+    noise_table,
+    write_noise_report,
+)
+from projects.sdpt.experiments.transfer.plan import check_protocol
+from projects.sdpt.utils.io import atomic_write_json
+
+
+def _suite(root, numerics, aps):
+    work = str(root / numerics)
+    check_protocol(work, dict(numerics=numerics, schedule='constant',
+                              iters=200))
+    for seed, ap in aps.items():
+        atomic_write_json(
+            dict(method='SDPT', key='sdpt', shift='realignment', shots=10,
+                 lr=1.0, seed=seed, AP=ap),
+            osp.join(work, 'gdino', 'realignment', 'sdpt',
+                     f'k10_seed{seed}_lr1', 'metrics.json'))
+    return work
+
+
+def test_spread_over_seeds_beside_spread_under_perturbation(tmp_path):
+    pinned = _suite(tmp_path, 'pinned', {3: 0.70, 30: 0.80, 300: 0.90})
+    perturbed = _suite(tmp_path, 'aten-default', {3: 0.60, 30: 0.85})
+    rows = noise_rows([pinned, perturbed])
+    assert {r['numerics'] for r in rows} == {'pinned', 'aten-default'}
+    [record] = noise_table(rows)
+    assert record['AP pinned'] == '0.800 ± 0.100'
+    assert record['AP aten-default'] == '0.725 ± 0.177'
+    assert record['seed std (pinned)'] == '0.100'
+    # seed 3: -0.10, seed 30: +0.05 (seed 300 has no perturbed run)
+    assert record['perturbed - pinned, mean abs'] == '0.075'
+    assert record['perturbed - pinned, max abs'] == '0.100'
+    markdown = write_noise_report([pinned, perturbed], str(tmp_path / 'out'))
+    assert markdown.count('\n') == 3
+    assert (tmp_path / 'out' / 'noise.csv').read_text().count('\n') == 6
+
+
+def test_a_work_dir_without_a_protocol_is_refused(tmp_path):
+    with pytest.raises(ValueError, match='protocol.json'):
+        noise_rows([str(tmp_path)])
