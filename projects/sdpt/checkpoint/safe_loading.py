@@ -58,7 +58,8 @@ def _history_buffer_getattr(obj, name):
     crafted file reach arbitrary objects, so only those lookups pass.
     """
     # The built-in statistics are registered lazily, on the first instance.
-    allowed = {'min', 'max', 'current', 'mean', *HistoryBuffer._statistics_methods}
+    allowed = {'min', 'max', 'current', 'mean',
+               *HistoryBuffer._statistics_methods}
     if obj is HistoryBuffer and name in allowed:
         return getattr(obj, name)
     raise pickle.UnpicklingError(

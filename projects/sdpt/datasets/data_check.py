@@ -36,6 +36,10 @@ SPECIAL_TOKENS = '. '  # mmdet's GLIP / Grounding DINO join class names so
 PHRASE_SEPARATORS = '.?!'
 
 
+
+def _stats_text(stats) -> str:
+    return ', '.join(f'{k}: {v}' for k, v in stats.items())
+
 class DataCheckError(ValueError):
     """Raised by :meth:`DataCheckReport.raise_if_errors`."""
 
@@ -81,7 +85,7 @@ class DataCheckReport:
     def format(self, max_listed: int = MAX_LISTED) -> str:
         lines = [f'Annotation check of {self.ann_file}: '
                  f'{len(self.errors)} error(s), {len(self.warnings)} '
-                 f'warning(s)' + (f' ({", ".join(f"{k}: {v}" for k, v in self.stats.items())})'
+                 f'warning(s)' + (f' ({_stats_text(self.stats)})'
                                   if self.stats else '')]
         for title, issues in (('ERROR', self.errors),
                               ('WARNING', self.warnings)):

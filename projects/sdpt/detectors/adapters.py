@@ -190,7 +190,8 @@ class GLIPAdapter(DetectorAdapter):
                         index=len(layers),
                         name=f'{name}.b_attn.attn',
                         attention=module.b_attn.attn,
-                        checkpointed=module if module.use_checkpoint else None))
+                        checkpointed=(module if module.use_checkpoint
+                                      else None)))
         if not layers:
             raise ValueError(
                 'This GLIP has no image-text fusion layer (bbox_head.'
@@ -232,7 +233,8 @@ class GLIPAdapter(DetectorAdapter):
                 return None
             mask = torch.ones(batch_size, num_text, dtype=torch.long,
                               device=device)
-        extra = mask.new_full((mask.shape[0], num_prompts), 1 if visible else 0)
+        extra = mask.new_full((mask.shape[0], num_prompts),
+                              1 if visible else 0)
         return torch.cat([mask, extra], dim=1)
 
 

@@ -95,12 +95,13 @@ def write_noise_report(work_dirs: Sequence[str], out_dir: str) -> str:
         raise ValueError('no finished tuned run in ' + ', '.join(work_dirs))
     table = noise_table(rows)
     columns = list(dict.fromkeys(k for record in table for k in record))
-    markdown = '\n'.join(markdown_table(
-        columns, [[str(r.get(c, '-')) for c in columns] for r in table])) + '\n'
+    lines = markdown_table(
+        columns, [[str(r.get(c, '-')) for c in columns] for r in table])
+    markdown = '\n'.join(lines) + '\n'
     atomic_write_text(osp.join(out_dir, 'noise.md'), markdown)
-    atomic_write_text(
-        osp.join(out_dir, 'noise.csv'), csv_text(sorted(rows, key=lambda r: (r['schedule'], r['method'],
-                                             r['numerics'], r['seed'])),
-                 ['schedule', 'numerics', 'method', 'shift', 'shots', 'lr',
-                  'seed', 'dev_AP', 'AP', 'AP50', 'loss_first', 'loss_last']))
+    runs = sorted(rows, key=lambda r: (r['schedule'], r['method'],
+                                       r['numerics'], r['seed']))
+    atomic_write_text(osp.join(out_dir, 'noise.csv'), csv_text(
+        runs, ['schedule', 'numerics', 'method', 'shift', 'shots', 'lr',
+               'seed', 'dev_AP', 'AP', 'AP50', 'loss_first', 'loss_last']))
     return markdown

@@ -169,7 +169,7 @@ class PromptInferencer:
                     logger='current', level=30)
         return cls(model, cfg, classes=classes)
 
-    # ---- running -------------------------------------------------------------
+    # ---- running ----------------------------------------------------------
     def task_classes(self, task) -> List[str]:
         return self.bank.classes(task) if self.bank else self.classes
 
@@ -255,7 +255,8 @@ class PromptInferencer:
                 if task is None:
                     raise ValueError(
                         f'{path}: with a prompt bank every input names its '
-                        f'task (TASK=PATH); tasks: {", ".join(self.bank.tasks)}.')
+                        f'task (TASK=PATH); tasks: '
+                        f'{", ".join(self.bank.tasks)}.')
                 self.bank.classes(task)  # an unknown task: refused now
             files, skipped = collect_images([path])
             summary.skipped += skipped
@@ -327,7 +328,8 @@ class PromptInferencer:
             osp.basename(entry['path']), rgb, pred, draw_gt=False,
             show=False, pred_score_thr=score_thr)
         ok, encoded = cv2.imencode(
-            '.jpg', np.ascontiguousarray(self.visualizer.get_image()[..., ::-1]))
+            '.jpg',
+            np.ascontiguousarray(self.visualizer.get_image()[..., ::-1]))
         if not ok:
             raise RuntimeError(f'could not encode the drawing of '
                                f'{entry["path"]}')

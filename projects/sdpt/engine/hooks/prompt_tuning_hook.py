@@ -7,7 +7,8 @@
 * ``after_val_epoch``: remembers the last validation metrics for the card.
 * ``before_save_checkpoint``: keeps only the trainable parameters (a prompt
   checkpoint), records what they belong to in ``meta['prompt_tuning']`` and
-  writes the prompt card in ``meta['prompt_card']`` (``checkpoint/prompt_checkpoint.py``).
+  writes the prompt card in ``meta['prompt_card']``
+  (``checkpoint/prompt_checkpoint.py``).
 * ``after_load_checkpoint``: refuses a prompt checkpoint made for another
   model (detector, method, K, layers) or other base weights (the card's
   fingerprint; ``allow_base_mismatch=True`` loads it anyway), and a detector
@@ -125,8 +126,8 @@ class PromptTuningHook(Hook):
                 '(a zero-shot config: evaluate it with tools/test.py) or its '
                 'method has no tokens (num_tokens=0), and '
                 'model.extra_trainable is empty.')
-        runner.logger.info(
-            f'Prompt tuning: {format_report(trainable_parameter_report(model))}')
+        report = format_report(trainable_parameter_report(model))
+        runner.logger.info(f'Prompt tuning: {report}')
         # The base weights are loaded and nothing has trained yet: hash
         # them once for the cards of this run's checkpoints.
         self._fingerprint = base_fingerprint(model)
