@@ -18,8 +18,8 @@ Every (config, phase, batch size) runs in a fresh child process
 peak memory is that phase's alone: ``torch.cuda.max_memory_allocated`` on a
 GPU, the child's peak resident set size (``ru_maxrss``, weights and runtime
 included) on CPU. With ``rounds=N`` the children of the two configs
-alternate N times and the medians are over all rounds, which evens out load from other
-processes on a shared machine. Usage::
+alternate N times and the medians are over all rounds, which evens out
+load from other processes on a shared machine. Usage::
 
     from projects.sdpt.experiments.speed import benchmark, print_report
     report = benchmark('configs/a.py', compare='configs/b.py',
