@@ -6,6 +6,7 @@ import os.path as osp
 import subprocess
 import sys
 
+import pytest
 from conftest import REPO_ROOT
 
 TOOL = osp.join(REPO_ROOT, 'tools', 'compare.py')
@@ -29,6 +30,7 @@ def compare(cwd, work_dir):
     return proc.stdout
 
 
+@pytest.mark.slow
 def test_grid_tables_plot_and_resume(demo_root):
     subprocess.run(
         [sys.executable, osp.join(REPO_ROOT, 'tools', 'make_demo_assets.py')],

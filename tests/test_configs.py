@@ -1,10 +1,12 @@
-"""The real configs parse, inherit mmdet's and state the paper's settings."""
+"""The configs of configs/: the real ones parse, inherit mmdet's and state
+the paper's settings; the demo detectors share the shapes data; every config
+keeps the runtime's hooks."""
+import glob
 import os.path as osp
 
 import pytest
+from helpers import REPO_ROOT
 from mmengine.config import Config
-
-from conftest import REPO_ROOT
 
 REAL = {
     'sdpt_glip_coco_1shot.py': ('GLIP', 84, [0], 'synchronous'),
@@ -39,64 +41,8 @@ def test_real_config(name):
         assert cfg.model.detector.encoder.num_cp == 6
 
 
-ZOO_BASES = {
-    ('real', 'glip'): 'sdpt_glip_coco_1shot.py',
-    ('real', 'gdino'): 'sdpt_gdino_coco_1shot.py',
-    ('demo', 'glip'): 'demo/sdpt_glip_tiny_demo.py',
-    ('demo', 'gdino'): 'demo/sdpt_gdino_tiny_demo.py',
-}
-
-
-@pytest.mark.parametrize('tier,det', sorted(ZOO_BASES))
-def test_zoo_has_every_registered_method(tier, det):
-    """The zoo's config files list the methods: each registered method has
-    one on every detector and tier, and the references are there."""
-    from projects.sdpt.experiments.zoo import zoo_config, zoo_methods
-    from projects.sdpt.methods import registered_methods
-    methods = zoo_methods(det, tier)
-    assert methods[:2] == ['zero_shot', 'full_ft']
-    types = {(Config.fromfile(zoo_config(m, det, tier)).model.prompt
-              or {}).get('type') for m in methods}
-    assert set(registered_methods()) <= types
-
-
-def _without_lr_and_decay(optim_wrapper):
-    optim_wrapper = optim_wrapper.to_dict()
-    for key in ('lr', 'weight_decay'):
-        optim_wrapper['optimizer'].pop(key, None)
-    return optim_wrapper
-
-
-@pytest.mark.parametrize('tier,det', sorted(ZOO_BASES))
-def test_zoo_configs_change_only_the_method(tier, det):
-    """Every method runs on its base config's detector, data and schedule."""
-    from projects.sdpt.experiments.zoo import zoo_config, zoo_methods
-    base = Config.fromfile(
-        osp.join(REPO_ROOT, 'configs', ZOO_BASES[(tier, det)]))
-    for method in zoo_methods(det, tier):
-        cfg = Config.fromfile(zoo_config(method, det, tier))
-        prompt = cfg.model.prompt
-        assert (prompt is None) == (method in ('zero_shot', 'full_ft'))
-        assert cfg.model.detector == base.model.detector
-        for key in ('train_dataloader', 'test_dataloader', 'train_cfg',
-                    'load_from', 'custom_hooks', 'test_evaluator'):
-            assert cfg[key] == base[key], (method, key)
-        # a method may bring its own learning rate and weight decay (full
-        # fine-tuning on the demo, GLIP's language prompt), nothing else
-        assert _without_lr_and_decay(cfg.optim_wrapper) == \
-            _without_lr_and_decay(base.optim_wrapper), method
-        assert cfg.experiment.detector == base.experiment.detector
-        assert cfg.get('evaluate_only', False) == (method == 'zero_shot')
-        if method == 'full_ft':
-            assert cfg.model.extra_trainable == ['.*']
-        if method == 'sdpt_reference':
-            assert prompt.mode == 'reference'
-        if method == 'language_prompt':  # GLIP's recipe
-            assert (cfg.optim_wrapper.optimizer.lr,
-                    cfg.optim_wrapper.optimizer.weight_decay) == (0.05, 0.25)
-
-
 DEMO = ('demo/sdpt_glip_tiny_demo.py', 'demo/sdpt_gdino_tiny_demo.py')
+
 # what each demo config takes as it is from the shapes_<key> of the data base
 # (default_hooks and log_processor are merged into the mmdet base's)
 DEMO_DATA = ('data_root', 'metainfo', 'img_scale', 'train_pipeline',
@@ -139,3 +85,46 @@ def test_demo_configs_share_the_shapes_data():
     assert set(glip.val_evaluator) == {
         'type', 'ann_file', 'metric', 'format_only'}
     assert set(glip.optim_wrapper) == {'type', 'optimizer', 'clip_grad'}
+
+
+# ---- the runtime's hooks (configs/_base_/prompt_tuning_runtime.py) ---------
+# A config that writes ``custom_hooks = [...]`` replaces its base's list in
+# mmengine; one that needs another hook extends the list instead
+# (``custom_hooks = _base_.custom_hooks + [...]``). The pretraining configs
+# (configs/transfer/pretrain_*) keep them too: with ``prompt=None`` and
+# ``extra_trainable=['.*']`` PromptTuningHook allows every parameter to train
+# and saves whole checkpoints.
+RUNTIME_HOOKS = ('PromptTuningHook', 'FiniteLossHook', 'RandomStateHook',
+                 'TrainCostHook')
+
+
+def _configs():
+    root = osp.join(REPO_ROOT, 'configs')
+    paths = glob.glob(osp.join(root, '**', '*.py'), recursive=True)
+    return sorted(
+        osp.relpath(p, REPO_ROOT) for p in paths
+        if '_base_' not in osp.relpath(p, root).split(osp.sep))
+
+
+CONFIGS = _configs()
+
+
+def test_every_kind_of_config_is_checked():
+    # the glob finds the configs that write their own hooks and those that
+    # train every parameter, and leaves the bases out
+    for path in ('configs/sdpt_glip_coco_1shot.py',
+                 'configs/odinw/sdpt_glip_odinw13.py',
+                 'configs/lvis/sdpt_gdino_lvis_minival.py',
+                 'configs/custom/sdpt_glip_custom.py',
+                 'configs/demo/zoo/full_ft_gdino_tiny_demo.py',
+                 'configs/transfer/pretrain_glip_tiny_synthetic.py'):
+        assert path in CONFIGS
+    assert not any('_base_' in p for p in CONFIGS)
+
+
+@pytest.mark.parametrize('path', CONFIGS)
+def test_config_keeps_the_runtime_hooks(path):
+    cfg = Config.fromfile(osp.join(REPO_ROOT, path))
+    types = [hook['type'] for hook in cfg.get('custom_hooks', [])]
+    for hook in RUNTIME_HOOKS:
+        assert types.count(hook) == 1, (hook, types)

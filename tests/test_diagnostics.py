@@ -1,22 +1,28 @@
-"""The transfer suite's diagnostics on tiny GLIP and Grounding DINO (random
-weights): removing the fusion residual, switching a method off, how far a
-method moves the fused features, and the loss-flatness formula."""
+"""The transfer suite's diagnostics (projects/sdpt/evaluation/diagnostics.py)
+on tiny GLIP and Grounding DINO (random weights): removing the fusion
+residual, switching a method off, how far a method moves the fused features,
+and the loss-flatness formula."""
 import pytest
 import torch
+from helpers import DETECTORS, build_base, build_with_prompt, demo_config
+from mmdet.datasets import CocoDataset
+from mmengine.dataset import pseudo_collate
 
-from conftest import build_base, demo_config
+from projects.sdpt.detectors.adapters import detector_adapter_for
+from projects.sdpt.evaluation.diagnostics import (
+    fused_feature_change,
+    fusion_residual_removed,
+    loss_flatness,
+    method_disabled,
+    prompts_off_difference,
+)
 
-DETECTORS = ['glip', 'gdino']
 SDPT = dict(type='SDPTPrompt', num_tokens=4)
 
 
 def build_with_base_weights(name, demo_root, prompt, base):
     """The tiny detector with ``prompt`` and exactly ``base``'s weights."""
-    from mmdet.registry import MODELS
-    cfg = demo_config(name, demo_root)
-    cfg.model.prompt = prompt
-    torch.manual_seed(1)
-    model = MODELS.build(cfg.model)
+    model, _ = build_with_prompt(name, demo_root, prompt, seed=1)
     missing, unexpected = model.load_state_dict(base.state_dict(),
                                                 strict=False)
     assert not unexpected
@@ -27,8 +33,6 @@ def build_with_base_weights(name, demo_root, prompt, base):
 def raw_batch(demo_root, cfg, image_ids=(1, 2)):
     """Two demo val images as a data loader yields them (test_step input,
     the form the suite's diagnostics get)."""
-    from mmdet.datasets import CocoDataset
-    from mmengine.dataset import pseudo_collate
     dataset = CocoDataset(
         data_root=str(demo_root / 'data' / 'demo' / 'shapes'),
         ann_file='annotations/instances_val.json',
@@ -69,8 +73,6 @@ def base(request, demo_root):
 
 def test_fusion_residual_removed_zeroes_every_gamma_and_restores_it(
         base, demo_root):
-    from projects.sdpt.evaluation.diagnostics import fusion_residual_removed
-    from projects.sdpt.detectors.adapters import detector_adapter_for
     name, base_model, _ = base
     model = build_with_base_weights(name, demo_root, SDPT, base_model)
     found = gammas(model)
@@ -93,11 +95,11 @@ def test_fusion_residual_removed_zeroes_every_gamma_and_restores_it(
     assert all(torch.equal(gammas(model)[n], saved[n]) for n in saved)
 
 
+@pytest.mark.slow
 def test_sdpt_acts_only_through_the_fusion_residual(base, demo_root):
     """With the residual removed, SDPT's tokens (which sit in the fusion
     attention) cannot change anything: the prompted detector predicts
     exactly as the base."""
-    from projects.sdpt.evaluation.diagnostics import fusion_residual_removed
     name, base_model, batch = base
     model = build_with_base_weights(name, demo_root, SDPT, base_model)
     # Large layer scales make the fusion (and so the tokens) matter.
@@ -119,9 +121,9 @@ def test_sdpt_acts_only_through_the_fusion_residual(base, demo_root):
                 p.copy_(shared[n])
 
 
+@pytest.mark.slow
 def test_prompts_off_difference_is_zero_for_sdpt_on_the_base_weights(
         base, demo_root):
-    from projects.sdpt.evaluation.diagnostics import prompts_off_difference
     name, base_model, batch = base
     model = build_with_base_weights(name, demo_root, SDPT, base_model)
     assert not same(predictions(model, batch), predictions(base_model, batch))
@@ -139,16 +141,14 @@ def test_prompts_off_difference_is_none_without_an_off_state(
         prompt, base, demo_root):
     """BitFit and linear probing tune the detector's own weights, full
     fine-tuning has no method at all: none can be switched off."""
-    from projects.sdpt.evaluation.diagnostics import prompts_off_difference
     name, base_model, batch = base
     model = build_with_base_weights(name, demo_root, prompt, base_model)
     assert prompts_off_difference(model, base_model, batch) is None
 
 
+@pytest.mark.slow
 def test_fused_feature_change_is_zero_for_the_base_and_positive_with_sdpt(
         base, demo_root):
-    from projects.sdpt.evaluation.diagnostics import (fused_feature_change,
-                                                      method_disabled)
     name, base_model, batch = base
     model = build_with_base_weights(name, demo_root, SDPT, base_model)
     assert fused_feature_change(base_model, base_model, batch) == {
@@ -163,7 +163,6 @@ def test_fused_feature_change_is_zero_for_the_base_and_positive_with_sdpt(
 
 
 def test_method_disabled_switches_back_on_after_an_error(base, demo_root):
-    from projects.sdpt.evaluation.diagnostics import method_disabled
     name, base_model, _ = base
     model = build_with_base_weights(name, demo_root, SDPT, base_model)
     with pytest.raises(KeyError):
@@ -176,7 +175,6 @@ def test_method_disabled_switches_back_on_after_an_error(base, demo_root):
 
 
 def test_loss_flatness_compares_the_last_two_tenths():
-    from projects.sdpt.evaluation.diagnostics import loss_flatness
     # 20 losses: tenths of 2; the tenth before the last has mean 4, the last
     # mean 3.
     losses = [9.0] * 16 + [5.0, 3.0, 2.0, 4.0]

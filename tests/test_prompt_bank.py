@@ -1,18 +1,16 @@
 """The prompt bank: tasks with their own prompts and classes share one tiny
 GLIP / Grounding DINO; a batch mixing tasks gives each image what it gets
 alone, switching tasks reloads nothing, and the prompt projections are
-computed once per task."""
-from types import SimpleNamespace
-
+computed once per task (projects/sdpt/inference/prompt_bank.py)."""
 import pytest
 import torch
+from helpers import build_base, build_with_prompt, save_prompt_checkpoint
 from mmengine.dataset import pseudo_collate
 
-from conftest import build_base
-
-from projects.sdpt.engine.hooks.prompt_tuning_hook import PromptTuningHook
-from projects.sdpt.checkpoint.prompt_checkpoint import (BaseWeightsMismatch,
-                                              PromptCheckpointMismatch)
+from projects.sdpt.checkpoint.prompt_checkpoint import (
+    BaseWeightsMismatch,
+    PromptCheckpointMismatch,
+)
 from projects.sdpt.inference.images import read_image, split_test_pipeline
 from projects.sdpt.inference.prompt_bank import PromptBank, PromptBankError
 
@@ -32,15 +30,7 @@ TASKS = {
 
 
 def _build(name, demo_root, prompt, seed=0):
-    from mmdet.registry import MODELS
-    from mmdet.utils import register_all_modules
-
-    from conftest import demo_config
-    register_all_modules()
-    cfg = demo_config(name, demo_root)
-    cfg.model.prompt = prompt
-    torch.manual_seed(seed)
-    model = MODELS.build(cfg.model)
+    model, cfg = build_with_prompt(name, demo_root, prompt, seed)
     base = build_base(name, demo_root)  # the same base for every model
     model.load_state_dict(base.state_dict(), strict=False)
     return model.eval(), cfg
@@ -52,13 +42,8 @@ def _task_checkpoint(model, classes, seed):
     with torch.no_grad():
         for param in model.prompt_tuning.parameters():
             param.copy_(torch.randn(param.shape, generator=gen) * 0.5)
-    runner = SimpleNamespace(model=model, cfg=dict(
-        load_from='base.pth', train_dataloader=dict(
-            dataset=dict(metainfo=dict(classes=classes)))), iter=9)
-    checkpoint = dict(state_dict={
-        k: v.clone() for k, v in model.state_dict().items()}, meta={})
-    PromptTuningHook().before_save_checkpoint(runner, checkpoint)
-    return checkpoint
+    return save_prompt_checkpoint(model, iter=9, classes=classes,
+                                  load_from='base.pth')
 
 
 def _data(cfg, demo_root, image, classes):
@@ -188,51 +173,3 @@ def test_methods_without_mixed_batches_are_refused(prompt, reason,
     assert reason in str(err.value)
     assert 'IndependentDualPrompt, SDPTPrompt, TextContextPrompt' in str(
         err.value)
-
-
-# ---- the bank benchmark (experiments/bank_speed.py) -------------------------
-def test_bank_benchmark_ratios_on_fake_measurements(capsys):
-    from projects.sdpt.experiments import bank_speed
-    calls = []
-
-    def spawn(spec):
-        calls.append(spec)
-        n = spec['tasks']
-        cost = dict(bank=(10.0, 1.0), separate=(10.0, float(n)),
-                    sequential=(8.0, 1.0), bank_uncached=(5.0, 1.0))
-        speed, memory = cost[spec['mode']]
-        return dict(times_s=[1.0], images_per_s=[speed],
-                    peak_memory_bytes=int(memory * 2**30),
-                    model_bytes=int(memory * 2**20),
-                    prompt_projections_per_image=0.0)
-
-    report = bank_speed.benchmark_bank('a.py', task_counts=(1, 4), batch=2,
-                                       device='cpu', spawn=spawn)
-    assert [(c['tasks'], c['mode']) for c in calls] == [
-        (n, m) for n in (1, 4) for m in bank_speed.BANK_MODES]
-    ratios = report['ratios']['4']
-    assert ratios['bank_over_separate_peak_memory_bytes'] == 0.25
-    assert ratios['bank_over_separate_images_per_s'] == 1.0
-    assert ratios['bank_over_sequential_images_per_s'] == 1.25
-    assert ratios['cached_over_uncached_images_per_s'] == 2.0
-    bank_speed.print_bank_report(report)
-    assert 'bank_over_separate_model_bytes: 0.250' in capsys.readouterr().out
-
-
-def test_bank_benchmark_child_caches_projections(demo_root):
-    from conftest import DEMO_CONFIGS
-    from projects.sdpt.experiments.bank_speed import run_bank_child
-    spec = dict(config=DEMO_CONFIGS['glip'],
-                options={'model.prompt.num_tokens': 4},
-                lang_model=str(demo_root / 'data' / 'demo' / 'bert'),
-                device='cpu', size=64, batch=2, tasks=2, warmup=1,
-                repeats=2, threads=None)
-    runs = {mode: run_bank_child(dict(spec, mode=mode))
-            for mode in ('bank', 'bank_uncached', 'separate')}
-    # cached: projected during the warm-up only; uncached: every batch
-    # (2 mixed batches x 2 tasks x 1 fusion layer for 4 images)
-    assert runs['bank']['prompt_projections_per_image'] == 0
-    assert runs['bank_uncached']['prompt_projections_per_image'] == 1.0
-    bank, separate = runs['bank']['model_bytes'], runs['separate'][
-        'model_bytes']
-    assert 1.9 < separate / bank < 2.0  # two detectors vs one + 2 prompts

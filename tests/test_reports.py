@@ -1,27 +1,19 @@
-"""Evaluation reports (per-class AP table and chart, results JSON, drawn
-detections) and the aggregation across seeds of a real report (the
-aggregation itself: test_seed_aggregation.py)."""
+"""Evaluation reports (projects/sdpt/evaluation/reports.py: per-class AP
+table and chart, results JSON, drawn detections), written by
+tools/test.py --report, and the aggregation across seeds of such a report
+(the aggregation itself: test_seed_aggregation.py)."""
 import json
 import os.path as osp
-import subprocess
-import sys
 
 import pytest
+from helpers import REPO_ROOT, run
+from PIL import Image
+from pycocotools.coco import COCO
 
-from conftest import REPO_ROOT
-
-TOOLS = osp.join(REPO_ROOT, 'tools')
-
-
-def run(args, cwd=None):
-    proc = subprocess.run([sys.executable, *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True, timeout=600)
-    return proc.returncode, proc.stdout + proc.stderr
+from projects.sdpt.evaluation.reports import write_report
 
 
 def test_write_report_files(tmp_path):
-    from PIL import Image
-    from projects.sdpt.evaluation.reports import write_report
     metrics = {'coco/cat_precision': 0.5, 'coco/dog_precision': float('nan'),
                'coco/bbox_mAP': 0.25, 'coco/bbox_mAP_50': 0.4}
     setting = dict(benchmark='odinw13', dataset='X', shots=3, seed=30,
@@ -40,42 +32,29 @@ def test_write_report_files(tmp_path):
         assert im.format == 'PNG' and im.size[0] > 100
 
 
-def test_bar_chart_caps_many_classes(tmp_path):
-    from PIL import Image
-    from projects.sdpt.evaluation.plots import ap_bar_chart
-    ap = {f'c{i}': i / 1300 for i in range(1203)}
-    ap_bar_chart(ap, str(tmp_path / 'lvis.png'), max_classes=40)
-    with Image.open(tmp_path / 'lvis.png') as im:
-        assert im.size[1] < 2000  # 40 bars, not 1203
-
-
 ZERO_SHOT_GLIP = osp.join(REPO_ROOT,
                           'configs/demo/zoo/zero_shot_glip_tiny_demo.py')
 
 
 @pytest.fixture(scope='module')
-def reported(demo_root):
+def reported(workspace):
     """tools/test.py --report on the tiny GLIP (zero-shot: the base weights
     alone are a valid checkpoint), the demo data given as a custom benchmark
     (1-shot, seed 3)."""
-    assert run([osp.join(TOOLS, 'make_demo_assets.py')],
-               cwd=demo_root)[0] == 0
-    code, log = run([
-        osp.join(TOOLS, 'test.py'), ZERO_SHOT_GLIP, '--report',
+    log = run(
+        'test.py', ZERO_SHOT_GLIP, '--report',
         '--cfg-options', 'benchmark=custom', 'data_root=data/demo/shapes/',
         'train_ann=annotations/instances_train.json', 'train_img=train/',
         'val_ann=annotations/instances_val.json', 'val_img=val/',
-        'classes=[circle,square,triangle]', 'shots=1', 'seed=3'
-    ], cwd=demo_root)
-    assert code == 0, log[-4000:]
-    work_dir = demo_root / 'work_dirs' / 'zero_shot_glip_tiny_demo' / \
+        'classes=[circle,square,triangle]', 'shots=1', 'seed=3',
+        cwd=workspace).out  # exits 0
+    work_dir = workspace / 'work_dirs' / 'zero_shot_glip_tiny_demo' / \
         '1shot_seed3'
     return work_dir, log
 
 
+@pytest.mark.slow
 def test_report_of_a_test_run(reported, demo_root):
-    from PIL import Image
-    from pycocotools.coco import COCO
     work_dir, log = reported
     out = work_dir / 'report' / 'test'
     data = json.loads((out / 'metrics.json').read_text())
@@ -106,12 +85,11 @@ def test_report_of_a_test_run(reported, demo_root):
         assert im.size == (128, 128)
 
 
+@pytest.mark.slow
 def test_aggregate_a_real_report(reported, tmp_path):
     work_dir, _ = reported
     root = work_dir.parent  # work_dirs/zero_shot_glip_tiny_demo
-    code, out = run([osp.join(TOOLS, 'aggregate_seeds.py'), root,
-                     '--out', tmp_path])
-    assert code == 0, out
+    out = run('aggregate_seeds.py', root, '--out', tmp_path).out  # exits 0
     agg = json.loads((tmp_path / 'aggregate.json').read_text())
     assert agg['metric'] == 'coco/bbox_mAP'
     (row, ) = agg['rows']

@@ -1,17 +1,26 @@
-"""SDPT numerics and behaviour on tiny GLIP and Grounding DINO."""
+"""SDPT (projects/sdpt/methods/sdpt.py) numerics and behaviour on tiny GLIP
+and Grounding DINO, and with mmdet's chunked prompts for long class lists."""
 import pytest
 import torch
 import torch.nn as nn
+from helpers import (
+    DETECTORS,
+    build_base,
+    build_model,
+    demo_config,
+    long_class_list,
+    make_batch,
+    raw_train_batch,
+)
+from helpers import predict as _predict
+from mmdet.registry import MODELS
+from mmengine.optim import OptimWrapper
 
-from conftest import build_base, build_model, demo_config, make_batch
-from conftest import predict as _predict
-
-DETECTORS = ['glip', 'gdino']
+from projects.sdpt import InverseProjection
 
 
 # ---- the inverse projection -------------------------------------------------
 def test_inverse_projection_is_the_least_squares_inverse():
-    from projects.sdpt import InverseProjection
     torch.manual_seed(0)
     proj = nn.Linear(16, 64).double()
     nn.init.normal_(proj.bias)
@@ -29,7 +38,6 @@ def test_inverse_projection_is_the_least_squares_inverse():
 
 
 def test_inverse_projection_follows_weights_loaded_after_build():
-    from projects.sdpt import InverseProjection
     proj = nn.Linear(8, 32)
     inverse = InverseProjection(proj)
     tokens = torch.randn(3, 32)
@@ -44,7 +52,7 @@ def test_inverse_projection_follows_weights_loaded_after_build():
     assert not torch.allclose(before, after)
 
 
-# ---- whole detectors ---------------------------------------------------------
+# ---- whole detectors -------------------------------------------------------
 def _assert_same_predictions(a, b, exact=True):
     for (boxes_a, scores_a, labels_a), (boxes_b, scores_b,
                                         labels_b) in zip(a, b):
@@ -58,6 +66,7 @@ def _assert_same_predictions(a, b, exact=True):
         assert torch.equal(labels_a, labels_b)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name', DETECTORS)
 def test_zero_tokens_or_prompts_off_give_the_base_outputs_exactly(
         name, demo_root):
@@ -142,24 +151,10 @@ def test_synchronous_mode_prompts_both_modalities(name, demo_root):
     assert not torch.allclose(out_l, base_l)
 
 
-def _raw_train_batch(demo_root, cfg):
-    from mmdet.datasets import CocoDataset
-    from mmengine.dataset import pseudo_collate
-    shapes = demo_root / 'data' / 'demo' / 'shapes'
-    dataset = CocoDataset(
-        data_root=str(shapes),
-        ann_file='annotations/instances_train.json',
-        data_prefix=dict(img='train/'),
-        metainfo=dict(classes=('circle', 'square', 'triangle')),
-        pipeline=[t for t in cfg.train_pipeline if t['type'] != 'RandomFlip'],
-        return_classes=True)
-    return pseudo_collate([dataset[0], dataset[1]])
-
-
+@pytest.mark.slow
 @pytest.mark.parametrize('name', DETECTORS)
 def test_training_changes_only_the_prompts_under_activation_checkpointing(
         name, demo_root):
-    from mmengine.optim import OptimWrapper
     model, cfg = build_model(name, demo_root, num_tokens=8)
     det = cfg.model.detector
     # the demo configs keep the real configs' activation checkpointing on
@@ -177,7 +172,7 @@ def test_training_changes_only_the_prompts_under_activation_checkpointing(
         lambda m, i, o: frozen_outputs.extend(o))
     wrapper = OptimWrapper(torch.optim.AdamW(trainable, lr=1e-2))
     model.train()
-    batch = _raw_train_batch(demo_root, cfg)
+    batch = raw_train_batch(demo_root, cfg)
     for _ in range(2):
         losses = model.train_step(batch, wrapper)
     assert all(torch.isfinite(v) for v in losses.values())
@@ -192,7 +187,6 @@ def test_training_changes_only_the_prompts_under_activation_checkpointing(
 
 
 def test_glip_without_fusion_is_refused(demo_root):
-    from mmdet.registry import MODELS
     cfg = demo_config('glip', demo_root)
     cfg.model.detector.bbox_head.early_fuse = False
     with pytest.raises(ValueError, match='early_fuse'):
@@ -209,3 +203,65 @@ def test_layer_selection_and_sharing(demo_root):
     assert list(model.prompt_tuning.prototypes) == ['layer1']
     with pytest.raises(ValueError, match='fusion layer 5'):
         build_model('gdino', demo_root, num_tokens=4, layers=[5])
+
+
+# ---- chunked prompts: class lists longer than the encoder reads ------------
+@pytest.mark.slow
+@pytest.mark.parametrize('fast_attention', [True, False])
+@pytest.mark.parametrize('name', ['glip', 'gdino'])
+def test_chunked_prompts_for_a_long_class_list(name, fast_attention,
+                                               demo_root):
+    """mmdet's chunked prediction with the prompt-tuned tiny detectors:
+    every chunk fits the encoder, is prompted, and contributes labels."""
+    model, cfg = build_model(name, demo_root, fast_attention=fast_attention)
+    model.eval()
+    classes = long_class_list()
+    caption, _ = model.to_plain_text_prompts(classes)
+    n_tokens = len(model.language_model.tokenizer(caption)['input_ids'])
+    assert n_tokens > 256  # one caption would not fit
+    model.test_cfg['chunked_size'] = 40
+
+    captions = []
+    real_forward = model.language_model.forward
+
+    def spy(captions_in, *args, **kwargs):
+        captions.append(list(captions_in))
+        return real_forward(captions_in, *args, **kwargs)
+
+    model.language_model.forward = spy
+    # Text tokens entering / leaving each prompted fusion attention (hook
+    # registered after SDPT's, so it sees the extended inputs).
+    fused = []
+
+    def record(module, args, kwargs, output):
+        lang = args[1] if len(args) > 1 else kwargs['lang']
+        fused.append((lang.shape[1], output[1].shape[1]))
+
+    attns = [m for m in model.modules()
+             if type(m).__name__ == 'BiMultiHeadAttention']
+    for m in attns:
+        m.register_forward_hook(record, with_kwargs=True)
+
+    def predict():
+        data = make_batch(model, demo_root, image_ids=(1, ), cfg=cfg)
+        for sample in data['data_samples']:
+            sample.set_metainfo(dict(text=classes, custom_entities=True))
+        with torch.no_grad():
+            return model.predict(data['inputs'], data['data_samples'])[0]
+
+    out = predict()
+    assert len(captions) == 3  # 120 classes, 40 a chunk
+    for chunk in captions:
+        assert len(model.language_model.tokenizer(chunk[0])['input_ids']) \
+            <= model.language_model.max_tokens
+    labels = out.pred_instances.labels
+    assert labels.max() < len(classes)
+    for c in range(3):  # each chunk's classes come back, offset right
+        assert ((labels >= 40 * c) & (labels < 40 * (c + 1))).any()
+    assert out.pred_instances.label_names == [classes[i] for i in labels]
+    # every chunk goes through every prompted fusion layer and leaves with
+    # its own text length; on the hook path the K=16 prompt tokens are
+    # appended to the text going in (the fast path keeps them as keys only)
+    assert len(fused) == 3 * len(attns)
+    extra = 0 if fast_attention else 16
+    assert all(n_in == n_out + extra for n_in, n_out in fused)

@@ -2,20 +2,19 @@
 and its command line, tools/aggregate_seeds.py."""
 import json
 import math
-import os.path as osp
 import statistics
-import subprocess
-import sys
 
 import pytest
+from helpers import run
 
-from conftest import REPO_ROOT
-from projects.sdpt.evaluation.seed_aggregation import (AggregationError,
-                                                       aggregate, find_runs,
-                                                       pick_metric, table,
-                                                       write_aggregate)
-
-TOOL = osp.join(REPO_ROOT, 'tools', 'aggregate_seeds.py')
+from projects.sdpt.evaluation.seed_aggregation import (
+    AggregationError,
+    aggregate,
+    find_runs,
+    pick_metric,
+    table,
+    write_aggregate,
+)
 
 
 def _fake_run(root, experiment, dataset, shots, seed, mAP, per_class,
@@ -108,18 +107,16 @@ def test_refuses_duplicates_and_missing_dirs(tmp_path):
         find_runs([str(tmp_path / 'nowhere')])
 
 
-def run(*args):
-    proc = subprocess.run([sys.executable, TOOL, *map(str, args)],
-                          capture_output=True, text=True, timeout=120)
-    return proc.returncode, proc.stdout + proc.stderr
-
-
+@pytest.mark.slow
 def test_cli(tmp_path):
-    code, out = run(tmp_path)
+    res = run('aggregate_seeds.py', tmp_path, ok=False, timeout=120)
+    code, out = res.code, res.out
     assert code != 0 and 'No runs found' in out and 'Traceback' not in out
     _fake_run(tmp_path / 'runs', 'exp', 'A', 1, 3, 0.1, {})
     _fake_run(tmp_path / 'runs', 'exp', 'A', 1, 30, 0.3, {})
-    code, out = run(tmp_path / 'runs', '--out', tmp_path / 'out')
+    res = run('aggregate_seeds.py', tmp_path / 'runs', '--out',
+              tmp_path / 'out', ok=False, timeout=120)
+    code, out = res.code, res.out
     assert code == 0, out
     assert '| exp | A | 1 | 3, 30 | 20.0 ± 14.1 |' in out
     assert (tmp_path / 'out' / 'aggregate.md').exists()

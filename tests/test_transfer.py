@@ -410,6 +410,7 @@ def _without_method(cfg):
     return d
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('det', ['glip', 'gdino'])
 def test_methods_move_onto_the_transfer_config_exactly(det):
     untouched = _without_method(_cfg(det))
@@ -460,6 +461,7 @@ def test_ablations_change_only_what_they_name(det):
     assert apply_method(_cfg(det), det, 'head_only').model.prompt is None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('det', ['glip', 'gdino'])
 def test_head_ablations_build_and_train_the_head(det, corpus):
     """The head patterns match the detector: head_only trains exactly the
@@ -840,6 +842,7 @@ def test_every_function_a_grid_task_names_resolves(tmp_path):
 
 
 # ---- pretraining ------------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize('det', ['glip', 'gdino'])
 def test_pretraining_is_deterministic_and_writes_an_fp16_base(det, corpus,
                                                               tmp_path):
@@ -878,6 +881,7 @@ def test_pretraining_is_deterministic_and_writes_an_fp16_base(det, corpus,
 
 
 # ---- the tool ---------------------------------------------------------------
+@pytest.mark.slow
 def test_tool_pretrains_tunes_diagnoses_reports_and_skips(tmp_path):
     """The whole suite at two iterations on Grounding DINO (the faster tiny
     detector), one shift, SDPT with two learning rates and two seeds."""

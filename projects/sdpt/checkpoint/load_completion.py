@@ -16,7 +16,9 @@ for files saved before), which ``torch.save``/``torch.load`` keep and
 completes such a state dict with the base weights (the model's configured
 ``base_weights``, else those the checkpoint names) after the signature and
 base-fingerprint checks, or raises :class:`BaseWeightsNotFound` naming the
-file and the fix. A state dict that already holds the base (completed by
+file and the fix; a model that holds those base weights already (its frozen
+weights have the card's fingerprint) takes the tuned parameters as they
+are. A state dict that already holds the base (completed by
 ``tools/test.py``, ``--resume``, ``tools/infer.py``) loads as it is.
 """
 import os.path as osp
@@ -29,6 +31,7 @@ from .prompt_checkpoint import (
     CARD_KEY,
     META_KEY,
     PromptCheckpointMismatch,
+    base_fingerprint,
     card_of,
     complete_prompt_checkpoint,
     frozen_state,
@@ -100,6 +103,10 @@ def complete_on_load(module, state_dict, prefix, local_metadata, strict,
                 f'load_checkpoint, DetInferencer, init_detector or '
                 f'tools/infer.py.', stacklevel=2)
         return
+    card = marker.get('card') or {}
+    if card.get('base_fingerprint') and \
+            card['base_fingerprint'] == base_fingerprint(module):
+        return  # the base it was tuned on is loaded already: an overlay
     source = marker.get('source') or 'the prompt checkpoint'
     base = _base_weights(module, marker)
     if not base or ('://' not in str(base) and not osp.isfile(base)):

@@ -1,21 +1,24 @@
-"""tools/infer.py and its API on a folder of images with a prompt checkpoint
-of the tiny Grounding DINO: drawn images, JSON and COCO results, bad inputs
-skipped with the reason, images read as the training loader reads them,
-the base-fingerprint refusal and a prompt bank."""
+"""The inferencer (projects/sdpt/inference/inferencer.py) and its command
+line, tools/infer.py, on a folder of images with a prompt checkpoint of the
+tiny Grounding DINO: drawn images, JSON and COCO results, bad inputs skipped
+with the reason, images read as the training loader reads them, the
+base-fingerprint refusal and a prompt bank."""
 import json
 import os
 import os.path as osp
-import subprocess
-import sys
 from types import SimpleNamespace
 
 import pytest
 import torch
+from helpers import (
+    DEMO_CONFIGS,
+    build_model,
+    run,
+    save_base_weights,
+    save_prompt_checkpoint,
+)
 from PIL import Image
 
-from conftest import DEMO_CONFIGS, REPO_ROOT, build_model
-
-from projects.sdpt.engine.hooks.prompt_tuning_hook import PromptTuningHook
 from projects.sdpt.checkpoint.prompt_checkpoint import BaseWeightsMismatch
 from projects.sdpt.inference import NoClassNamesError, PromptInferencer
 
@@ -28,14 +31,9 @@ def files(demo_root, tmp_path_factory):
     folder of good and bad images."""
     root = tmp_path_factory.mktemp('infer')
     model, _ = build_model('gdino', demo_root)  # the demo config's prompt
-    base = root / 'base.pth'
-    torch.save(dict(meta={}, state_dict={
-        k: v for k, v in model.state_dict().items()
-        if not k.startswith('prompt_tuning.')}), base)
-    other = root / 'other_base.pth'
-    state = torch.load(base, weights_only=False)['state_dict']
-    state['text_feat_map.bias'] = state['text_feat_map.bias'] + 0.01
-    torch.save(dict(meta={}, state_dict=state), other)
+    base = save_base_weights(model, root / 'base.pth')
+    other = save_base_weights(model, root / 'other_base.pth',
+                              shift={'text_feat_map.bias': 0.01})
     prompts = {}
     for seed, classes in enumerate((CLASSES, ['triangle', 'round circle',
                                               'big square'])):
@@ -43,14 +41,10 @@ def files(demo_root, tmp_path_factory):
         with torch.no_grad():
             for param in model.prompt_tuning.parameters():
                 param.uniform_(-1, 1)
-        checkpoint = dict(state_dict=dict(model.state_dict()), meta={})
-        PromptTuningHook().before_save_checkpoint(SimpleNamespace(
-            model=model, iter=39, cfg=dict(
-                load_from=str(base), base_weights=str(base),
-                train_dataloader=dict(dataset=dict(metainfo=dict(
-                    classes=classes))))), checkpoint)
         prompts[seed] = root / f'prompt_{seed}.pth'
-        torch.save(checkpoint, prompts[seed])
+        save_prompt_checkpoint(model, prompts[seed], iter=39,
+                               classes=classes, load_from=base,
+                               base_weights=base)
 
     images = root / 'images'
     images.mkdir()
@@ -76,7 +70,7 @@ def files(demo_root, tmp_path_factory):
     sub = root / 'more'
     sub.mkdir()
     shape.save(sub / 'good.png')  # same name as images/good.png
-    return SimpleNamespace(root=root, base=str(base), other=str(other),
+    return SimpleNamespace(root=root, base=base, other=other,
                            prompts=prompts, images=images, sub=sub,
                            bert=str(demo_root / 'data' / 'demo' / 'bert'))
 
@@ -85,6 +79,7 @@ def _options(files):
     return {'model.detector.language_model.name': files.bert}
 
 
+@pytest.mark.slow
 def test_api_on_a_folder_writes_drawings_json_and_coco(files, tmp_path):
     infer = PromptInferencer.from_files(
         DEMO_CONFIGS['gdino'], base_weights=files.base,
@@ -172,29 +167,23 @@ def test_prompts_on_other_base_weights_are_refused(files):
         allow_base_mismatch=True)
 
 
-def _tool(args, cwd):
-    env = dict(os.environ, PYTHONWARNINGS='ignore')
-    proc = subprocess.run(
-        [sys.executable, osp.join(REPO_ROOT, 'tools', 'infer.py')] + args,
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
-    return proc.returncode, proc.stdout + proc.stderr
-
-
+@pytest.mark.slow
 def test_tool_with_a_prompt_bank_and_exit_status(files, tmp_path):
     out = tmp_path / 'bank'
-    code, log = _tool([
-        DEMO_CONFIGS['gdino'], f'shapes={files.images / "good.png"}',
+    res = run(
+        'infer.py', DEMO_CONFIGS['gdino'],
+        f'shapes={files.images / "good.png"}',
         f'other={files.sub}', f'other={files.root / "missing.png"}',
         '--task', f'shapes={files.prompts[0]}',
         '--task', f'other={files.prompts[1]}',
-        '--base-weights', files.base, '--out-dir', str(out),
+        '--base-weights', files.base, '--out-dir', out,
         '--batch-size', '2', '--score-thr', '0', '--no-progress',
-        '--cfg-options',
-        f'model.detector.language_model.name={files.bert}'], tmp_path)
-    assert code == 1, log[-3000:]  # one input skipped
-    assert 'Traceback' not in log
-    assert '2 image(s) processed' in log
-    assert f'skipped {files.root / "missing.png"}: no such file' in log
+        '--cfg-options', f'model.detector.language_model.name={files.bert}',
+        cwd=tmp_path, ok=False)
+    assert res.code == 1, res.out[-3000:]  # one input skipped
+    assert 'Traceback' not in res.out
+    assert '2 image(s) processed' in res.out
+    assert f'skipped {files.root / "missing.png"}: no such file' in res.out
     shapes = json.loads((out / 'preds' / 'good.json').read_text())
     other = json.loads((out / 'preds' / 'good_2.json').read_text())
     assert shapes['task'] == 'shapes' and shapes['classes'] == CLASSES
@@ -202,14 +191,14 @@ def test_tool_with_a_prompt_bank_and_exit_status(files, tmp_path):
         'triangle', 'round circle', 'big square']
     assert shapes['detections'] != other['detections']
     # a clear message, no traceback, for an empty class list
-    code, log = _tool([
-        DEMO_CONFIGS['gdino'], str(files.images / 'good.png'),
-        '--prompt', str(files.prompts[0]), '--base-weights', files.base,
-        '--texts', ' ', '--out-dir', str(tmp_path / 'empty'),
-        '--cfg-options',
-        f'model.detector.language_model.name={files.bert}'], tmp_path)
-    assert code == 1 and 'Traceback' not in log, log[-3000:]
-    assert 'Empty class list' in log
+    res = run(
+        'infer.py', DEMO_CONFIGS['gdino'], files.images / 'good.png',
+        '--prompt', files.prompts[0], '--base-weights', files.base,
+        '--texts', ' ', '--out-dir', tmp_path / 'empty',
+        '--cfg-options', f'model.detector.language_model.name={files.bert}',
+        cwd=tmp_path, ok=False)
+    assert res.code == 1 and 'Traceback' not in res.out, res.out[-3000:]
+    assert 'Empty class list' in res.out
 
 
 def test_unreadable_file_is_skipped(files, tmp_path):

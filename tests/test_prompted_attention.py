@@ -1,13 +1,12 @@
-"""The fast fusion-prompt path (only the original rows computed, prompt
-projections cached without grad, masked keys skipped in reference mode)
-against the straightforward hook path, on tiny GLIP and Grounding DINO."""
+"""The prompted fusion attention (projects/sdpt/methods/prompted_attention.py):
+the fast path (only the original rows computed, prompt projections cached
+without grad, masked keys skipped in reference mode) against the
+straightforward hook path, on tiny GLIP and Grounding DINO."""
 import pytest
 import torch
+from helpers import DETECTORS, build_model, make_batch
+from helpers import predict as _predict
 
-from conftest import build_model, make_batch
-from conftest import predict as _predict
-
-DETECTORS = ['glip', 'gdino']
 MODES = ['synchronous', 'reference']
 
 
@@ -30,7 +29,7 @@ def _fusion_call(layer, name, batch=2, n_v=12, n_l=7, seed=1):
                                 attention_mask_l=mask_l)
 
 
-def _run(method, layer, args, kwargs, fast, training):
+def _attend(method, layer, args, kwargs, fast, training):
     method.fast_attention = fast
     method.train(training)
     layer.attention.train(training)
@@ -58,6 +57,7 @@ def _assert_same_grads(fast, slow):
             torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('training', [False, True], ids=['eval', 'train'])
 @pytest.mark.parametrize('mode', MODES)
 @pytest.mark.parametrize('name', DETECTORS)
@@ -70,8 +70,8 @@ def test_fast_attention_equals_the_hook_path(name, mode, training,
         # deterministic computation
         layer.attention.dropout = 0.0
         args, kwargs = _fusion_call(layer, name)
-        slow = _run(method, layer, args, kwargs, False, training)
-        fast = _run(method, layer, args, kwargs, True, training)
+        slow = _attend(method, layer, args, kwargs, False, training)
+        fast = _attend(method, layer, args, kwargs, True, training)
         for a, b in zip(fast[:2], slow[:2]):
             assert a.shape == b.shape
             torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
@@ -79,6 +79,7 @@ def test_fast_attention_equals_the_hook_path(name, mode, training,
             _assert_same_grads(fast[2], slow[2])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name', DETECTORS)
 def test_fast_attention_off_is_the_mmdet_forward_bit_for_bit(name,
                                                              demo_root):
@@ -97,6 +98,7 @@ def test_fast_attention_off_is_the_mmdet_forward_bit_for_bit(name,
         assert torch.equal(a, b)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('mode', MODES)
 @pytest.mark.parametrize('name', DETECTORS)
 def test_whole_detector_fast_equals_hook_path(name, mode, demo_root):
@@ -134,6 +136,7 @@ def test_whole_detector_fast_equals_hook_path(name, mode, demo_root):
     _assert_same_grads(grads_fast, grads_slow)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name', DETECTORS)
 def test_cache_follows_tokens_and_weights(name, demo_root):
     model, _ = build_model(name, demo_root, num_tokens=8)

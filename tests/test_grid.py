@@ -1,103 +1,17 @@
-"""What every experiment table shares: mean ± std, the metric picker, atomic
-files, the AP-vs-parameters plot and the grid runner."""
+"""The grid runner (projects/sdpt/experiments/grid.py): task functions run
+in spawned workers (they import this module by name), cached results are
+read back or rechecked, a failure or a dying worker stays with its task."""
 import json
 import math
 import os
-import stat
-import statistics
 
 import pytest
 
-from projects.sdpt.evaluation.plots import (plot_ap_vs_trainable,
-                                            point_names)
-from projects.sdpt.evaluation.statistics import (find_metric_key,
-                                                 format_mean_std, mean_std,
-                                                 pick_metrics)
 from projects.sdpt.experiments.grid import GridTask, run_grid
-from projects.sdpt.utils.io import atomic_write_json, read_json
+
+pytestmark = pytest.mark.slow  # each test starts worker processes
 
 
-def test_mean_std_one_value_has_no_std_and_nan_is_dropped():
-    assert mean_std([]) == (None, None, 0)
-    assert mean_std([None, float('nan')]) == (None, None, 0)
-    assert mean_std([0.25]) == (0.25, None, 1)
-    assert mean_std([0.25, float('nan'), None]) == (0.25, None, 1)
-    values = [0.1, 0.2, 0.4]
-    mean, std, n = mean_std(values + [float('nan')])
-    assert n == 3 and mean == pytest.approx(statistics.fmean(values))
-    assert std == pytest.approx(statistics.stdev(values))
-
-
-def test_format_mean_std():
-    assert format_mean_std(None) == '–'
-    assert format_mean_std(0.2312) == '0.231'
-    assert format_mean_std(0.2312, 0.0041) == '0.231 ± 0.004'
-    assert format_mean_std(0.2312, 0.0041, 1, scale=100) == '23.1 ± 0.4'
-
-
-def test_metric_picker_reads_coco_and_lvis_keys():
-    coco = {'coco/bbox_mAP': 0.3, 'coco/bbox_mAP_50': 0.5,
-            'coco/bbox_mAP_s': 0.1}
-    assert pick_metrics(coco) == dict(AP=0.3, AP50=0.5)
-    lvis = {'lvis/bbox_AP50': 0.4, 'lvis/bbox_AP': 0.2}
-    assert pick_metrics(lvis) == dict(AP=0.2, AP50=0.4)
-    assert find_metric_key(['loss'], 'AP') is None
-    assert pick_metrics({}) == dict(AP=None, AP50=None)
-
-
-def test_atomic_write_gives_the_file_the_usual_mode(tmp_path):
-    path = str(tmp_path / 'm.json')
-    old = os.umask(0o022)
-    try:
-        atomic_write_json(dict(a=1), path)
-    finally:
-        os.umask(old)
-    assert stat.S_IMODE(os.stat(path).st_mode) == 0o644
-
-
-def test_atomic_json_leaves_the_old_file_on_failure(tmp_path):
-    path = str(tmp_path / 'sub' / 'result.json')
-    atomic_write_json(dict(a=1), path)
-    assert read_json(path) == dict(a=1)
-    with pytest.raises(TypeError):
-        atomic_write_json(dict(a=object()), path)
-    assert read_json(path) == dict(a=1)
-    assert os.listdir(tmp_path / 'sub') == ['result.json']
-    assert read_json(str(tmp_path / 'missing.json'), 'none') == 'none'
-
-
-def test_plot_ap_vs_trainable(tmp_path):
-    out = plot_ap_vs_trainable(
-        {'GLIP': [dict(label='zero-shot', series='zero-shot', trainable=0,
-                       AP=0.1),
-                  dict(label='SDPT', series='k=1', trainable=3000, AP=0.2,
-                       AP_std=0.01),
-                  dict(label='SDPT', series='k=3', trainable=3000, AP=None)],
-         'empty': []}, str(tmp_path / 'plot.png'))
-    assert os.path.getsize(out) > 1000
-
-
-def test_crowded_plots_number_their_points_and_name_them_in_a_key(tmp_path):
-    few = [('SDPT', 300), ('CoOp', 30)]
-    assert point_names(few) == ({k: k[0] for k in few}, [])
-    many = [(f'method {i}', 10 * (12 - i)) for i in range(12)]
-    names, key = point_names(many)
-    # numbered from the fewest trainable parameters (the left of the plot)
-    assert names[('method 11', 10)] == '1'
-    assert names[('method 0', 120)] == '12'
-    assert key[0] == '1  method 11' and len(key) == 12
-    points = [dict(label=label, series='k=10', trainable=n, AP=0.5)
-              for label, n in many]
-    import matplotlib.image
-    sizes = []
-    for name, pts in (('few', points[:3]), ('many', points)):
-        out = plot_ap_vs_trainable({'panel': pts},
-                                   str(tmp_path / f'{name}.png'))
-        sizes.append(matplotlib.image.imread(out).shape[1])
-    assert sizes[1] > sizes[0]  # room for the key
-
-
-# ---- grid runner: task functions run in spawned workers --------------------
 def square(task):
     with open(os.path.join(task.work_dir, 'calls'), 'a') as f:
         f.write('x')

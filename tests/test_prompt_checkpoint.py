@@ -1,24 +1,36 @@
-"""Prompt cards: what PromptTuningHook records with a prompt checkpoint, the
-base-weights fingerprint and its refusal, old checkpoints without a card,
-and tools/prompt_info.py."""
+"""The prompt checkpoint (projects/sdpt/checkpoint/prompt_checkpoint.py):
+the card PromptTuningHook records with it, the base-weights fingerprint and
+its refusal, old checkpoints without a card, and tools/prompt_info.py."""
+import importlib
 import json
 from types import SimpleNamespace
 
 import pytest
 import torch
+from helpers import (
+    TOOLS,
+    build_model,
+    save_base_weights,
+    save_prompt_checkpoint,
+)
 from mmengine.logging import MMLogger
 
-from conftest import build_model
-
+from projects.sdpt.checkpoint import prompt_checkpoint
+from projects.sdpt.checkpoint.prompt_checkpoint import (
+    CARD_KEY,
+    META_KEY,
+    BaseWeightsMismatch,
+    base_fingerprint,
+    complete_prompt_checkpoint,
+    short,
+    weights_fingerprint,
+)
 from projects.sdpt.engine.hooks.prompt_tuning_hook import PromptTuningHook
-from projects.sdpt.checkpoint.prompt_checkpoint import (CARD_KEY, META_KEY,
-                                              BaseWeightsMismatch,
-                                              base_fingerprint,
-                                              complete_prompt_checkpoint,
-                                              short, weights_fingerprint)
 from projects.sdpt.version import __version__
 
 CLASSES = ['circle', 'square', 'triangle']
+# a change of the base weights too small to see but for the fingerprint
+OTHER_BASE = {'backbone.patch_embed.projection.bias': 1e-3}
 
 
 @pytest.fixture(scope='module')
@@ -37,21 +49,9 @@ def _runner(model, **cfg):
                            logger=MMLogger.get_current_instance())
 
 
-def _save(model, hook=None, runner=None):
-    hook = hook or PromptTuningHook()
-    checkpoint = dict(state_dict={
-        k: v.clone() for k, v in model.state_dict().items()}, meta={})
-    hook.before_save_checkpoint(runner or _runner(model), checkpoint)
-    return checkpoint
-
-
-def _base_file(model, path, perturb=False):
-    state = {k: v.clone() for k, v in model.state_dict().items()
-             if not k.startswith('prompt_tuning.')}
-    if perturb:
-        state['backbone.patch_embed.projection.bias'] += 1e-3
-    torch.save(dict(state_dict=state, meta={}), path)
-    return str(path)
+def _save(model):
+    """A prompt checkpoint of ``model`` saved by the runner of this file."""
+    return save_prompt_checkpoint(model, runner=_runner(model))
 
 
 def test_card_records_what_a_user_needs(glip):
@@ -60,7 +60,8 @@ def test_card_records_what_a_user_needs(glip):
     hook.before_train(runner)
     hook.after_val_epoch(SimpleNamespace(iter=10),
                          {'coco/bbox_mAP': 0.25, 'coco/bbox_mAP_50': 0.5})
-    card = _save(glip, hook, runner)['meta'][CARD_KEY]
+    card = save_prompt_checkpoint(glip, hook=hook, runner=runner)['meta'][
+        CARD_KEY]
     signature = glip.prompt_tuning.signature()
     assert card['method'] == 'SDPTPrompt' and card['detector'] == 'GLIP'
     assert card['signature'] == json.loads(json.dumps(signature))
@@ -96,8 +97,8 @@ def test_fingerprint_follows_the_frozen_weights_only(glip):
 
 def test_other_base_weights_are_refused_naming_both(glip, tmp_path):
     checkpoint = _save(glip)
-    same = _base_file(glip, tmp_path / 'base.pth')
-    other = _base_file(glip, tmp_path / 'other.pth', perturb=True)
+    same = save_base_weights(glip, tmp_path / 'base.pth')
+    other = save_base_weights(glip, tmp_path / 'other.pth', OTHER_BASE)
     merged = complete_prompt_checkpoint(checkpoint, glip, same, 'p.pth')
     assert set(merged) >= set(checkpoint['state_dict'])
     expected = short(checkpoint['meta'][CARD_KEY]['base_fingerprint'])
@@ -115,7 +116,7 @@ def test_other_base_weights_are_refused_naming_both(glip, tmp_path):
 
 def test_hook_refuses_other_base_unless_overridden(glip, tmp_path):
     checkpoint = _save(glip)
-    other = _base_file(glip, tmp_path / 'other.pth', perturb=True)
+    other = save_base_weights(glip, tmp_path / 'other.pth', OTHER_BASE)
     runner = _runner(glip, load_from='p.pth', base_weights=other)
     with pytest.raises(BaseWeightsMismatch):
         PromptTuningHook().after_load_checkpoint(runner, dict(checkpoint))
@@ -125,13 +126,12 @@ def test_hook_refuses_other_base_unless_overridden(glip, tmp_path):
 
 def test_checkpoint_without_a_card_loads_with_a_warning(glip, tmp_path,
                                                         monkeypatch):
-    import projects.sdpt.checkpoint.prompt_checkpoint as prompt_card
     warnings = []
-    monkeypatch.setattr(prompt_card, 'print_log',
+    monkeypatch.setattr(prompt_checkpoint, 'print_log',
                         lambda msg, **kw: warnings.append((msg, kw)))
     old = _save(glip)
     del old['meta'][CARD_KEY]  # saved before cards existed
-    base = _base_file(glip, tmp_path / 'base.pth')
+    base = save_base_weights(glip, tmp_path / 'base.pth')
     merged = complete_prompt_checkpoint(old, glip, base, 'old.pth')
     assert 'prompt_tuning.prototypes.layer0.tokens' in merged
     (message, kwargs), = warnings
@@ -139,11 +139,11 @@ def test_checkpoint_without_a_card_loads_with_a_warning(glip, tmp_path,
     assert 'cannot be checked' in message and kwargs['level'] == 30
 
 
-def test_prompt_info_prints_the_card(glip, tmp_path, capsys):
-    import sys
-    from conftest import REPO_ROOT
-    sys.path.insert(0, f'{REPO_ROOT}/tools')
-    import prompt_info
+def test_prompt_info_prints_the_card(glip, tmp_path, capsys, monkeypatch):
+    # tools/prompt_info.py is a script: importable with tools/ on sys.path
+    # (for its own `import _bootstrap` too), which this test alone needs.
+    monkeypatch.syspath_prepend(TOOLS)
+    prompt_info = importlib.import_module('prompt_info')
     path = tmp_path / 'iter_20.pth'
     torch.save(_save(glip), path)
     assert prompt_info.main([str(path)]) == 0

@@ -2,17 +2,12 @@
 line, tools/speed_benchmark.py: the report arithmetic on fake measurements,
 one real child in this process and one run of the tool on the tiny GLIP."""
 import json
-import os
 import os.path as osp
-import subprocess
-import sys
 
 import pytest
+from helpers import DEMO_CONFIGS, run
 
-from conftest import DEMO_CONFIGS, REPO_ROOT
-from projects.sdpt.experiments import measurement, speed
-
-TOOL = osp.join(REPO_ROOT, 'tools', 'speed_benchmark.py')
+from projects.sdpt.experiments import speed
 
 
 def fake_spawn(calls):
@@ -72,19 +67,9 @@ def test_summarise_pools_rounds():
                               peak_memory_bytes=7)
 
 
-def test_synthetic_batch_is_seeded():
-    a = measurement.synthetic_batch(('x', 'y'), 32, 2, seed=1)
-    b = measurement.synthetic_batch(('x', 'y'), 32, 2, seed=1)
-    assert len(a['inputs']) == 2 and a['inputs'][0].shape == (3, 32, 32)
-    assert all((x == y).all() for x, y in zip(a['inputs'], b['inputs']))
-    sample = a['data_samples'][1]
-    assert sample.text == ('x', 'y') and sample.img_shape == (32, 32)
-    boxes = sample.gt_instances.bboxes
-    assert boxes.shape == (3, 4) and (boxes[:, 2:] > boxes[:, :2]).all()
-    assert int(sample.gt_instances.labels.max()) < 2
-
-
-@pytest.mark.parametrize('phase', ['infer', 'train'])
+# a training step: slow
+@pytest.mark.parametrize(
+    'phase', ['infer', pytest.param('train', marks=pytest.mark.slow)])
 def test_run_child_on_the_tiny_glip(demo_root, phase):
     result = speed.run_child(dict(
         config=DEMO_CONFIGS['glip'], options={},
@@ -98,29 +83,21 @@ def test_run_child_on_the_tiny_glip(demo_root, phase):
         assert 0 < result['checkpoint_bytes'] < 2e6
 
 
+@pytest.mark.slow
 def test_tool_end_to_end(demo_root, tmp_path):
     """The tool from another directory: the child finds the package, the
     relative config path stays the user's."""
     config = osp.relpath(DEMO_CONFIGS['glip'], tmp_path)
     out = tmp_path / 'speed.json'
-    proc = subprocess.run(
-        [sys.executable, TOOL, config, '--lang-model',
-         str(demo_root / 'data' / 'demo' / 'bert'), '--size', '64',
-         '--phases', 'infer', '--warmup', '0', '--repeats', '1',
-         '--device', 'cpu', '--json', str(out)],
-        cwd=tmp_path, capture_output=True, text=True, timeout=600,
-        env=dict(os.environ, PYTHONWARNINGS='ignore'))
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = run(
+        'speed_benchmark.py', config, '--lang-model',
+        demo_root / 'data' / 'demo' / 'bert', '--size', '64',
+        '--phases', 'infer', '--warmup', '0', '--repeats', '1',
+        '--device', 'cpu', '--json', out, cwd=tmp_path, ok=False)
+    assert proc.code == 0, proc.stderr[-3000:]
     assert 'infer_s_per_image_b1' in proc.stdout
     report = json.loads(out.read_text())
     entry = report['configs']['config']
     assert entry['path'] == config and entry['trainable'] == 32768
     assert set(report) >= {'device', 'torch', 'ratios'}
     assert not report['ratios']
-
-
-def test_a_failed_child_is_reported(tmp_path, capsys):
-    spec = dict(config=str(tmp_path / 'missing.py'), device='cpu')
-    with pytest.raises(measurement.ChildFailedError, match='child failed'):
-        measurement.spawn_child(spec)
-    assert 'Config file not found' in capsys.readouterr().err

@@ -2,20 +2,26 @@
 line, tools/make_few_shot.py, on a small synthetic COCO dataset."""
 import copy
 import json
-import os.path as osp
 import random
-import subprocess
-import sys
+from functools import partial
 
 import pytest
+from helpers import run
+from pycocotools.coco import COCO
 
 from projects.sdpt.datasets import benchmark_settings as bench
-from projects.sdpt.datasets.few_shot import (AnnotationFileError, load_coco,
-                                             make_few_shot, run_odinw13,
-                                             run_protocol, write_split)
+from projects.sdpt.datasets.few_shot import (
+    AnnotationFileError,
+    load_coco,
+    make_few_shot,
+    run_odinw13,
+    run_protocol,
+    write_split,
+)
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-SCRIPT = osp.join(ROOT, 'tools', 'make_few_shot.py')
+# The command line, in a child process (exit status, stdout and stderr as a
+# user sees them); each test checks the exit status.
+cli = partial(run, 'make_few_shot.py', ok=False, timeout=120)
 
 CAT, DOG, RARE = 1, 2, 3
 
@@ -95,13 +101,6 @@ def test_shots_below_one():
         make_few_shot(synthetic_coco(), 0, 0)
 
 
-def run(*args):
-    """The command line, in a child process (exit status and stderr as a
-    user sees them)."""
-    return subprocess.run([sys.executable, SCRIPT, *map(str, args)],
-                          capture_output=True, text=True, timeout=120)
-
-
 @pytest.fixture
 def ann_file(tmp_path):
     path = tmp_path / 'ann.json'
@@ -109,11 +108,11 @@ def ann_file(tmp_path):
     return path
 
 
+@pytest.mark.slow
 def test_cli_writes_loadable_file(ann_file, tmp_path):
-    from pycocotools.coco import COCO
     out = tmp_path / 'sub' / 'few.json'
-    res = run(ann_file, '--shots', 3, '--seed', 3, '--out', out)
-    assert res.returncode == 0, res.stderr
+    res = cli(ann_file, '--shots', 3, '--seed', 3, '--out', out)
+    assert res.code == 0, res.stderr
     assert 'short: class "rare"' in res.stdout and str(out) in res.stdout
     coco = COCO(str(out))
     assert len(coco.getAnnIds(catIds=[CAT])) == 3
@@ -154,18 +153,20 @@ def test_bad_input(tmp_path, content, expect):
     assert not (tmp_path / 'o.json').exists()
 
 
+@pytest.mark.slow
 def test_cli_bad_input_is_one_message(tmp_path):
     bad = tmp_path / 'bad.json'
-    res = run(bad, '--shots', 1, '--out', tmp_path / 'o.json')
-    assert res.returncode != 0
+    res = cli(bad, '--shots', 1, '--out', tmp_path / 'o.json')
+    assert res.code != 0
     assert str(bad) in res.stderr and 'not found' in res.stderr
     assert 'Traceback' not in res.stderr
     assert not (tmp_path / 'o.json').exists()
 
 
+@pytest.mark.slow
 def test_cli_rejects_zero_shots(ann_file, tmp_path):
-    res = run(ann_file, '--shots', 0, '--out', tmp_path / 'o.json')
-    assert res.returncode != 0 and '--shots' in res.stderr
+    res = cli(ann_file, '--shots', 0, '--out', tmp_path / 'o.json')
+    assert res.code != 0 and '--shots' in res.stderr
 
 
 # ---- the protocol: k in {1, 3, 5, 10} x seeds {3, 30, 300} in one go ----
@@ -234,11 +235,12 @@ def test_protocol_strict_writes_nothing(ann_file, tmp_path, capsys):
                         str(out_dir), strict=True)[0] == 0
 
 
+@pytest.mark.slow
 def test_cli_protocol_exit_status(ann_file, tmp_path):
     out_dir = tmp_path / 'splits'
-    res = run(ann_file, '--protocol', '--strict', '--shots-list', 1, 3,
+    res = cli(ann_file, '--protocol', '--strict', '--shots-list', 1, 3,
               '--seeds', 3, '--out-dir', out_dir)
-    assert res.returncode == 1
+    assert res.code == 1
     assert '"rare" (1)' in res.stdout and '--strict' in res.stderr
     assert not out_dir.exists() or not any(out_dir.iterdir())
 
