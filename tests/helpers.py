@@ -230,6 +230,26 @@ def predict(model, batch):
              r.pred_instances.labels) for r in results]
 
 
+def fusion_call(layer, name, batch=2, n_v=12, n_l=7, seed=1):
+    """Inputs of one fusion attention (``layer``, a ``FusionLayer``) in the
+    detector ``name``'s mask convention, with padding in both modalities:
+    ``(args, kwargs)``."""
+    gen = torch.Generator().manual_seed(seed)
+    vision = torch.randn(batch, n_v, layer.v_dim, generator=gen)
+    lang = torch.randn(batch, n_l, layer.l_dim, generator=gen)
+    if name == 'glip':  # int, 1 = real token; no visual mask
+        mask_l = torch.ones(batch, n_l, dtype=torch.long)
+        mask_l[0, -2:] = 0
+        mask_v = None
+    else:  # bool, True = padding
+        mask_l = torch.zeros(batch, n_l, dtype=torch.bool)
+        mask_l[0, -2:] = True
+        mask_v = torch.zeros(batch, n_v, dtype=torch.bool)
+        mask_v[1, -3:] = True
+    return (vision, lang), dict(attention_mask_v=mask_v,
+                                attention_mask_l=mask_l)
+
+
 # ---- checkpoints ------------------------------------------------------------
 def base_checkpoint(model, shift=None):
     """The detector checkpoint of a prompt-tuned ``model`` without its method:

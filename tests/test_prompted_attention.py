@@ -4,29 +4,10 @@ without grad, masked keys skipped in reference mode) against the
 straightforward hook path, on tiny GLIP and Grounding DINO."""
 import pytest
 import torch
-from helpers import DETECTORS, build_model, make_batch
+from helpers import DETECTORS, build_model, fusion_call, make_batch
 from helpers import predict as _predict
 
 MODES = ['synchronous', 'reference']
-
-
-def _fusion_call(layer, name, batch=2, n_v=12, n_l=7, seed=1):
-    """Inputs of one fusion attention in the detector's mask convention,
-    with padding in both modalities."""
-    gen = torch.Generator().manual_seed(seed)
-    vision = torch.randn(batch, n_v, layer.v_dim, generator=gen)
-    lang = torch.randn(batch, n_l, layer.l_dim, generator=gen)
-    if name == 'glip':  # int, 1 = real token; no visual mask
-        mask_l = torch.ones(batch, n_l, dtype=torch.long)
-        mask_l[0, -2:] = 0
-        mask_v = None
-    else:  # bool, True = padding
-        mask_l = torch.zeros(batch, n_l, dtype=torch.bool)
-        mask_l[0, -2:] = True
-        mask_v = torch.zeros(batch, n_v, dtype=torch.bool)
-        mask_v[1, -3:] = True
-    return (vision, lang), dict(attention_mask_v=mask_v,
-                                attention_mask_l=mask_l)
 
 
 def _attend(method, layer, args, kwargs, fast, training):
@@ -69,7 +50,7 @@ def test_fast_attention_equals_the_hook_path(name, mode, training,
         # dropout draws different masks on different shapes: compare the
         # deterministic computation
         layer.attention.dropout = 0.0
-        args, kwargs = _fusion_call(layer, name)
+        args, kwargs = fusion_call(layer, name)
         slow = _attend(method, layer, args, kwargs, False, training)
         fast = _attend(method, layer, args, kwargs, True, training)
         for a, b in zip(fast[:2], slow[:2]):
@@ -87,7 +68,7 @@ def test_fast_attention_off_is_the_mmdet_forward_bit_for_bit(name,
     model.eval()
     method = model.prompt_tuning
     layer = method.prompted_layers[0]
-    args, kwargs = _fusion_call(layer, name)
+    args, kwargs = fusion_call(layer, name)
     with torch.no_grad():
         method.enabled = False
         off = layer.attention(*args, **kwargs)
@@ -143,7 +124,7 @@ def test_cache_follows_tokens_and_weights(name, demo_root):
     model.eval()
     method = model.prompt_tuning
     layer = method.prompted_layers[0]
-    args, kwargs = _fusion_call(layer, name)
+    args, kwargs = fusion_call(layer, name)
 
     def fast_and_slow():
         with torch.no_grad():
@@ -184,7 +165,7 @@ def test_reference_mode_never_projects_the_masked_keys(name, demo_root):
     model, _ = build_model(name, demo_root, num_tokens=8, mode='reference')
     method = model.prompt_tuning
     layer = method.prompted_layers[0]
-    args, kwargs = _fusion_call(layer, name)
+    args, kwargs = fusion_call(layer, name)
     seen = []
     layer.attention.l_proj.register_forward_hook(
         lambda m, i, o: seen.append(tuple(i[0].shape)))

@@ -8,6 +8,7 @@ from helpers import (
     build_base,
     build_model,
     demo_config,
+    fusion_call,
     long_class_list,
     make_batch,
     raw_train_batch,
@@ -101,23 +102,10 @@ def test_batch_of_two_gives_each_image_its_predictions_alone(name, demo_root):
     _assert_same_predictions(together, alone, exact=False)
 
 
-def _fusion_call(model, name, batch=2, n_v=12, n_l=7):
-    """Inputs of one fusion attention in the detector's mask convention."""
+def _fusion_call(model, name):
+    """The first prompted fusion attention of ``model`` and its inputs."""
     layer = model.prompt_tuning.prompted_layers[0]
-    torch.manual_seed(1)
-    vision = torch.randn(batch, n_v, layer.v_dim)
-    lang = torch.randn(batch, n_l, layer.l_dim)
-    if name == 'glip':  # int, 1 = real token
-        mask_l = torch.ones(batch, n_l, dtype=torch.long)
-        mask_l[0, -2:] = 0
-        mask_v = None
-    else:  # bool, True = padding
-        mask_l = torch.zeros(batch, n_l, dtype=torch.bool)
-        mask_l[0, -2:] = True
-        mask_v = torch.zeros(batch, n_v, dtype=torch.bool)
-        mask_v[1, -3:] = True
-    return layer.attention, (vision, lang), dict(
-        attention_mask_v=mask_v, attention_mask_l=mask_l)
+    return (layer.attention, ) + fusion_call(layer, name)
 
 
 def _outputs_with_and_without_prompts(model, name):
