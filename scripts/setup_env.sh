@@ -6,6 +6,8 @@
 #                the CPU build here); GPU users install their own torch first, or set it.
 #   VENV         where the environment lives (default: <repo>/.venv).
 #   PIP_FIND_LINKS  a folder with a prebuilt mmcv 2.1.0 wheel skips the ~18 min build.
+#   WITH_SERVE=1 also installs requirements-serve.txt (the web page and its browser
+#                test; the test suite sets it).
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${VENV:-$repo/.venv}"
@@ -41,6 +43,10 @@ if ! "$py" -c "import mmdet, mmengine, transformers, fairscale, pycocotools, pef
    || ! "$py" -c "import transformers, mmdet; assert transformers.__version__ == '4.46.3' and mmdet.__version__ == '3.3.0'" >/dev/null 2>&1; then
   echo "[setup] installing requirements.txt"
   pip install -r "$repo/requirements.txt"
+fi
+if [ "${WITH_SERVE:-0}" = 1 ] && ! "$py" -c "import gradio, playwright" >/dev/null 2>&1; then
+  echo "[setup] installing requirements-serve.txt"
+  pip install -r "$repo/requirements-serve.txt"
 fi
 pin_setuptools
 "$py" - <<'PY'

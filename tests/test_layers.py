@@ -28,6 +28,7 @@ LAYERS = (
     ('datasets', 'evaluation'),
     ('engine', ),
     ('inference', ),
+    ('serving', ),
     ('experiments', ),
     ('cli', ),
 )

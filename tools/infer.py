@@ -29,20 +29,10 @@ import _bootstrap  # noqa: F401
 
 from mmengine.config import DictAction
 
-from projects.sdpt.cli import user_errors
+from projects.sdpt.cli import name_value_pairs, user_errors
 from projects.sdpt.inference import PromptInferencer
 from projects.sdpt.inference.inferencer import NoClassNamesError
 from projects.sdpt.inference.prompt_bank import PromptBankError
-
-
-def _pairs(values, what):
-    pairs = {}
-    for value in values or []:
-        name, sep, rest = value.partition('=')
-        if not sep or not name or not rest:
-            raise SystemExit(f'{what} {value!r}: expected NAME=VALUE.')
-        pairs[name] = rest
-    return pairs
 
 
 def parse_args(argv=None):
@@ -82,9 +72,9 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    tasks = _pairs(args.task, '--task')
+    tasks = name_value_pairs(args.task, '--task')
     task_texts = {k: v.split(',') for k, v in
-                  _pairs(args.task_texts, '--task-texts').items()}
+                  name_value_pairs(args.task_texts, '--task-texts').items()}
     if args.batch_size < 1:
         raise SystemExit('--batch-size must be >= 1')
     inputs = args.inputs

@@ -28,6 +28,7 @@ import time
 
 import _bootstrap  # noqa: F401
 
+from projects.sdpt.cli import name_value_pairs
 from projects.sdpt.datasets.synthetic.corpus import SHIFTS
 from projects.sdpt.experiments.bases import DEFAULT_PRETRAIN_ITERS, base_info
 from projects.sdpt.experiments.grid import run_grid
@@ -54,20 +55,6 @@ from projects.sdpt.utils.numerics import (
     NUMERICS,
     set_numerics,
 )
-
-
-def _pairs(items, option, kinds, cast):
-    out = {}
-    for item in items:
-        key, _, value = item.partition('=')
-        try:
-            if key not in kinds:
-                raise ValueError
-            out[key] = cast(value)
-        except ValueError:
-            raise SystemExit(f'error: {option} {item!r}: expected KEY=VALUE '
-                             f'with KEY in {sorted(kinds)}') from None
-    return out
 
 
 def parse_args(argv=None):
@@ -122,8 +109,8 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    fixed_lrs = _pairs(args.lr, '--lr', set(suite_methods()), float)
-    iters = dict(DEFAULT_PRETRAIN_ITERS, **_pairs(
+    fixed_lrs = name_value_pairs(args.lr, '--lr', set(suite_methods()), float)
+    iters = dict(DEFAULT_PRETRAIN_ITERS, **name_value_pairs(
         args.pretrain_iters, '--pretrain-iters', set(DETECTORS), int))
     root, work_root = osp.abspath(args.root), osp.abspath(args.work_dir)
     os.makedirs(work_root, exist_ok=True)

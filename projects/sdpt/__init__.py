@@ -20,9 +20,12 @@ own layer or a lower one (``tests/test_layers.py`` checks it):
    diagnostics and plots;
 7. ``engine``: loading a config, the runner hooks (mmdet ``HOOKS``);
 8. ``inference``: detection on image files, the prompt bank;
-9. ``experiments``: grids of runs, the comparison, the transfer suite,
-   speed;
-10. ``cli``: what ``tools/`` share.
+9. ``serving``: the prompt bank behind a web page (requests batched across
+   users, the Gradio page, its load test and browser driver; needs
+   ``requirements-serve.txt``);
+10. ``experiments``: grids of runs, the comparison, the transfer suite,
+    speed;
+11. ``cli``: what ``tools/`` share.
 """
 from .checkpoint import *  # noqa: F401, F403
 from .checkpoint import __all__ as _checkpoint

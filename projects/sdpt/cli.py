@@ -21,6 +21,25 @@ from .engine.hooks.progress_hook import PROGRESS_FD_ENV
 from .models import MissingLanguageModelError
 
 
+def name_value_pairs(items, option, names=None, cast=str) -> dict:
+    """``NAME=VALUE`` command-line items (``--task pets=pets.pth``) as a
+    dict of ``cast(VALUE)``; ``names``, when given, the NAMEs allowed. A
+    bad item exits with a message naming ``option``."""
+    pairs = {}
+    for item in items or []:
+        name, sep, value = item.partition('=')
+        try:
+            if not sep or not name or not value or (
+                    names is not None and name not in names):
+                raise ValueError
+            pairs[name] = cast(value)
+        except ValueError:
+            allowed = f' with NAME in {sorted(names)}' if names else ''
+            raise SystemExit(f'error: {option} {item!r}: expected '
+                             f'NAME=VALUE{allowed}') from None
+    return pairs
+
+
 def default_work_dir(config_path, cfg=None):
     """``work_dirs/<config name>[/<setting>]``; the setting (benchmark
     configs) is ``[dataset/]<k>shot_seed<seed>``, so the runs of a protocol

@@ -13,7 +13,7 @@ import glob
 import os
 import os.path as osp
 from dataclasses import dataclass
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import cv2
 from mmcv.transforms import LoadImageFromFile
@@ -90,10 +90,12 @@ def split_test_pipeline(pipeline_cfg):
     return transforms[0], Compose(rest)
 
 
-def read_image(loader, path: str) -> dict:
+def read_image(loader, path: str, max_pixels: Optional[int] = None) -> dict:
     """``loader`` (the config's ``LoadImageFromFile``) applied to ``path``:
     the results dict with ``img``; :class:`BadImage` when the file is
-    missing, unreadable, not an image or truncated."""
+    missing, unreadable, not an image, truncated or (with ``max_pixels``)
+    larger than ``max_pixels`` pixels, which is checked from the header,
+    before anything is decoded."""
     if not osp.exists(path):
         raise BadImage('no such file')
     if osp.isdir(path):
@@ -103,6 +105,8 @@ def read_image(loader, path: str) -> dict:
     if osp.getsize(path) == 0:
         # cv2 asserts on an empty buffer (cv2.error), before any decoding
         raise BadImage('empty file (0 bytes)')
+    if max_pixels:
+        _check_pixels(path, max_pixels)
     try:
         results = loader(dict(img_path=path))
     except (AssertionError, ValueError, TypeError):  # mmcv: decoded to None
@@ -128,3 +132,18 @@ def _check_complete(path: str) -> None:
     except (OSError, SyntaxError, ValueError) as err:
         raise BadImage(f'truncated or corrupt ({err}); replace it with a '
                        f'complete copy') from None
+
+
+def _check_pixels(path: str, max_pixels: int) -> None:
+    """Refuse an image of more than ``max_pixels`` pixels from its header
+    (a decompression bomb is refused before it is decoded)."""
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except Image.DecompressionBombError as err:
+        raise BadImage(f'too large ({err})') from None
+    except (UnidentifiedImageError, OSError, ValueError):
+        return  # the loader decides what it is
+    if width * height > max_pixels:
+        raise BadImage(f'too large: {width} x {height} pixels, more than the '
+                       f'{max_pixels:,} taken here; downscale it')

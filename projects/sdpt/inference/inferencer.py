@@ -33,6 +33,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 from ..engine.config import load_config
+from ..evaluation.diagnostics import method_disabled
 from ..utils.io import atomic_write, atomic_write_json
 from .images import (
     BadImage,
@@ -141,7 +142,8 @@ class PromptInferencer:
             if prompt or checkpoint:
                 raise ValueError('A bank (tasks) takes base weights and one '
                                  'prompt checkpoint per task, nothing else.')
-            loaded = load_weights(model, base_weights=base_weights)
+            loaded = load_weights(model, base_weights=base_weights,
+                                  for_bank=True)
             bank = PromptBank(model, fingerprint=loaded.fingerprint)
             for name, path in tasks.items():
                 bank.add(name, path, classes=parse_class_names(
@@ -196,14 +198,14 @@ class PromptInferencer:
         with _progress(len(items), show_progress) as advance:
             for index, (task, path) in enumerate(items):
                 try:
-                    pending.append(self._prepare(index, task, path))
+                    pending.append(self.prepare(index, task, path))
                 except BadImage as err:
                     summary.skipped.append(Skipped(path, str(err)))
                     advance()
                 if len(pending) == batch_size or (
                         index == len(items) - 1 and pending):
-                    for entry, pred in zip(pending, self._forward(pending)):
-                        record = self._record(entry, pred, score_thr)
+                    for entry, pred in zip(pending, self.forward(pending)):
+                        record = self.record(entry, pred, score_thr)
                         summary.processed.append(entry['path'])
                         summary.detections += len(record['detections'])
                         summary.predictions.append(record)
@@ -213,9 +215,9 @@ class PromptInferencer:
                                 record, osp.join(out_dir, 'preds',
                                                  name + '.json'), indent=1)
                         if out_dir and save_vis:
-                            self._draw(entry, pred, score_thr,
-                                       osp.join(out_dir, 'vis',
-                                                name + '.jpg'))
+                            self._write_drawing(
+                                entry, pred, score_thr,
+                                osp.join(out_dir, 'vis', name + '.jpg'))
                         if coco:
                             coco_images.append(dict(
                                 id=entry['index'] + 1,
@@ -263,10 +265,16 @@ class PromptInferencer:
             items += [(task, f) for f in files]
         return items
 
-    def _prepare(self, index, task, path) -> dict:
-        results = read_image(self.loader, path)
+    # ---- one image at a time (the server batches these itself) -------------
+    def prepare(self, index, task, path, classes=None,
+                max_pixels: Optional[int] = None) -> dict:
+        """Read ``path`` and run the test pipeline with the class names of
+        ``task`` (or ``classes``, e.g. a zero-shot query): an entry for
+        :meth:`forward`. :class:`BadImage` when the file cannot be used."""
+        results = read_image(self.loader, path, max_pixels=max_pixels)
         image = results['img']
-        results.update(img_id=index, text=tuple(self.task_classes(task)),
+        classes = list(classes) if classes else self.task_classes(task)
+        results.update(img_id=index, text=tuple(classes),
                        custom_entities=True)
         try:
             data = self.pipeline(results)
@@ -274,18 +282,25 @@ class PromptInferencer:
             raise BadImage(f'the test pipeline refused it '
                            f'({type(err).__name__}: {err})') from None
         return dict(index=index, task=task, path=path, image=image,
-                    data=data)
+                    classes=classes, data=data)
 
-    def _forward(self, pending):
-        batch = pseudo_collate([entry['data'] for entry in pending])
+    def forward(self, entries, base: bool = False):
+        """One forward of the prepared ``entries``: each with its task's
+        prompts (a bank), or all with the method off (``base``)."""
+        batch = pseudo_collate([entry['data'] for entry in entries])
         with torch.no_grad():
+            if base:
+                with method_disabled(self.model):
+                    return self.model.test_step(batch)
             if self.bank is None:
                 return self.model.test_step(batch)
-            with self.bank.selecting([entry['task'] for entry in pending]):
+            with self.bank.selecting([entry['task'] for entry in entries]):
                 return self.model.test_step(batch)
 
-    def _record(self, entry, pred, score_thr) -> dict:
-        classes = self.task_classes(entry['task'])
+    def record(self, entry, pred, score_thr) -> dict:
+        """The detections of ``pred`` at or above ``score_thr`` as plain
+        data: boxes x1 y1 x2 y2 in image pixels, scores, labels, names."""
+        classes = entry['classes']
         instances = pred.pred_instances
         keep = instances.scores >= score_thr
         height, width = entry['image'].shape[:2]
@@ -301,6 +316,19 @@ class PromptInferencer:
         return dict(image=entry['path'], task=entry['task'], width=width,
                     height=height, classes=list(classes),
                     score_threshold=score_thr, detections=detections)
+
+    def draw(self, entry, pred, score_thr) -> np.ndarray:
+        """The image with ``pred``'s detections drawn (mmdet's
+        ``DetLocalVisualizer``), RGB."""
+        if self.visualizer is None:
+            self.visualizer = self._build_visualizer()
+        self.visualizer.dataset_meta = dict(classes=tuple(entry['classes']),
+                                            palette='random')
+        rgb = np.ascontiguousarray(entry['image'][..., ::-1])
+        self.visualizer.add_datasample(
+            osp.basename(entry['path']), rgb, pred, draw_gt=False,
+            show=False, pred_score_thr=score_thr)
+        return self.visualizer.get_image()
 
     def _categories(self) -> Dict[Tuple[Optional[str], str], int]:
         """COCO category ids: 1..N over the classes (of every task, in
@@ -319,17 +347,10 @@ class PromptInferencer:
                    vis_backends=None, save_dir=None)
         return VISUALIZERS.build(cfg)
 
-    def _draw(self, entry, pred, score_thr, out_file):
-        classes = self.task_classes(entry['task'])
-        self.visualizer.dataset_meta = dict(classes=tuple(classes),
-                                            palette='random')
-        rgb = np.ascontiguousarray(entry['image'][..., ::-1])
-        self.visualizer.add_datasample(
-            osp.basename(entry['path']), rgb, pred, draw_gt=False,
-            show=False, pred_score_thr=score_thr)
+    def _write_drawing(self, entry, pred, score_thr, out_file):
         ok, encoded = cv2.imencode(
             '.jpg',
-            np.ascontiguousarray(self.visualizer.get_image()[..., ::-1]))
+            np.ascontiguousarray(self.draw(entry, pred, score_thr)[..., ::-1]))
         if not ok:
             raise RuntimeError(f'could not encode the drawing of '
                                f'{entry["path"]}')

@@ -48,7 +48,8 @@ def _require_file(path, what):
 def load_weights(model, *, base_weights: Optional[str] = None,
                  prompt: Optional[str] = None,
                  checkpoint: Optional[str] = None,
-                 allow_base_mismatch: bool = False) -> LoadedWeights:
+                 allow_base_mismatch: bool = False,
+                 for_bank: bool = False) -> LoadedWeights:
     """Load weights into ``model`` (built by :func:`build_detector`).
 
     * ``prompt``: a prompt checkpoint, completed with ``base_weights`` (else
@@ -57,7 +58,8 @@ def load_weights(model, *, base_weights: Optional[str] = None,
     * ``checkpoint``: a full checkpoint (every detector parameter: full
       fine-tuning, ``save_full_model=True``, an mmdet release);
     * only ``base_weights``: the base detector (with the method's initial
-      parameters, if it has any).
+      parameters, if it has any; ``for_bank``: a prompt bank brings each
+      task's, so that is not warned about).
 
     Every entry of the model must be in what is loaded: a missing one is an
     error naming it.
@@ -99,10 +101,11 @@ def load_weights(model, *, base_weights: Optional[str] = None,
         source = base_weights
         if any(True for _ in getattr(model, METHOD_ATTR,
                                      torch.nn.Module()).parameters()):
-            print_log(
-                'No prompt checkpoint: the method\'s parameters keep their '
-                'initial values (pass --prompt for tuned ones).',
-                logger='current', level=30)
+            if not for_bank:
+                print_log(
+                    'No prompt checkpoint: the method\'s parameters keep '
+                    'their initial values (pass --prompt for tuned ones).',
+                    logger='current', level=30)
             state = dict(state, **{
                 k: v for k, v in model.state_dict().items()
                 if k.startswith(METHOD_ATTR + '.')})

@@ -1,0 +1,115 @@
+"""Serve a prompt bank on a web page: one frozen base, many tuned tasks.
+
+    python tools/serve.py CONFIG --task NAME=PROMPT.pth [--task ...]
+        [--task-texts NAME=a,b,c] [--base-weights BASE.pth]
+        [--host 127.0.0.1] [--port 7860] [--max-batch-images 8]
+        [--max-batch-requests 8] [--queue-size 64] [--max-file-size 20mb]
+
+The page (Gradio): choose a task (its prompt card is shown) or zero-shot
+with typed class names, drop images, set a score threshold; each image is
+shown as detected by the base detector and by the task's tuned prompts, side
+by side, with the detections as JSON to read or download. Requests that
+arrive together run in shared forwards of the bank, images of different
+tasks in one batch (docs/serving.md). Bad uploads (not an image, truncated,
+empty, too large) are reported on the page; the server keeps serving.
+
+Needs the optional serving requirements: pip install -r
+requirements-serve.txt. Every task must be tuned with the same method on
+the same base weights, a method that serves mixed-task batches (SDPT, CoOp
+text prompts, independent dual prompts).
+"""
+import argparse
+import sys
+
+import _bootstrap  # noqa: F401
+
+from mmengine.config import DictAction
+
+from projects.sdpt.cli import name_value_pairs, user_errors
+from projects.sdpt.inference import PromptInferencer
+from projects.sdpt.inference.prompt_bank import PromptBankError
+from projects.sdpt.serving.service import (
+    DEFAULT_MAX_PIXELS,
+    BankService,
+    ServiceError,
+)
+
+try:
+    from projects.sdpt.serving.app import build_app
+except ModuleNotFoundError as err:
+    if err.name not in ('gradio', 'gradio_client'):
+        raise
+    raise SystemExit(f'tools/serve.py needs {err.name}: pip install -r '
+                     f'requirements-serve.txt') from None
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument('config')
+    parser.add_argument('--task', action='append', metavar='NAME=CKPT',
+                        required=True,
+                        help='a task: its prompt checkpoint (repeat)')
+    parser.add_argument('--task-texts', action='append',
+                        metavar='NAME=a,b,c',
+                        help="a task's class names, overriding its card's")
+    parser.add_argument('--base-weights',
+                        help="base detector weights (default: the config's)")
+    parser.add_argument('--host', default='127.0.0.1',
+                        help='address to listen on (0.0.0.0: every '
+                        'interface)')
+    parser.add_argument('--port', type=int, default=7860)
+    parser.add_argument('--device', default='cpu')
+    parser.add_argument('--max-batch-images', type=int, default=8,
+                        help='the most images in one forward')
+    parser.add_argument('--max-batch-requests', type=int, default=8,
+                        help='the most waiting requests run together')
+    parser.add_argument('--queue-size', type=int, default=64,
+                        help='the most requests waiting; more are refused')
+    parser.add_argument('--max-file-size', default='20mb',
+                        help='the largest upload (Gradio refuses more)')
+    parser.add_argument('--max-pixels', type=int, default=DEFAULT_MAX_PIXELS,
+                        help='the largest image, in pixels')
+    parser.add_argument('--allow-base-mismatch', action='store_true',
+                        help='load prompts tuned on other base weights')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config settings, key=value')
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    tasks = name_value_pairs(args.task, '--task')
+    task_texts = {k: v.split(',') for k, v in
+                  name_value_pairs(args.task_texts, '--task-texts').items()}
+    unknown = sorted(set(task_texts) - set(tasks))
+    if unknown:
+        raise SystemExit(f'--task-texts {unknown[0]}: no --task of that '
+                         f'name (tasks: {", ".join(tasks)}).')
+    try:
+        with user_errors():
+            inferencer = PromptInferencer.from_files(
+                args.config, base_weights=args.base_weights, tasks=tasks,
+                task_texts=task_texts, device=args.device,
+                cfg_options=args.cfg_options,
+                allow_base_mismatch=args.allow_base_mismatch)
+            service = BankService(inferencer,
+                                  max_batch_images=args.max_batch_images,
+                                  max_pixels=args.max_pixels)
+    except (PromptBankError, ServiceError, FileNotFoundError,
+            ValueError) as err:
+        raise SystemExit(f'{type(err).__name__}: {err}') from None
+    app = build_app(service, queue_size=args.queue_size,
+                    max_batch_requests=args.max_batch_requests)
+    print(f'serving {len(service.tasks)} task(s) '
+          f'({", ".join(service.tasks)}) on base {service.fingerprint}: '
+          f'http://{args.host}:{args.port}', flush=True)
+    app.launch(server_name=args.host, server_port=args.port,
+               max_file_size=args.max_file_size, show_error=True,
+               allowed_paths=[app.sdpt_out_dir], quiet=True,
+               show_api=True, ssr_mode=False)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
