@@ -14,6 +14,7 @@ from projects.sdpt.evaluation.diagnostics import (
     fusion_residual_removed,
     loss_flatness,
     method_disabled,
+    prompts_off_check,
     prompts_off_difference,
 )
 
@@ -133,6 +134,24 @@ def test_prompts_off_difference_is_zero_for_sdpt_on_the_base_weights(
     other = build_base(name, demo_root, seed=1).eval()
     other.requires_grad_(False)
     assert prompts_off_difference(model, other, batch) > 0
+
+
+@pytest.mark.slow
+def test_the_off_check_covers_every_batch_and_counts_failures(
+        base, demo_root):
+    name, base_model, batch = base
+    model = build_with_base_weights(name, demo_root, SDPT, base_model)
+    check = prompts_off_check(model, base_model, [batch, batch, {}])
+    # the broken third batch is counted, not dropped
+    assert (check['max_diff'], check['batches'], check['failed']) == \
+        (0.0, 3, 1)
+    assert check['first_error']
+    assert model.prompt_tuning.enabled
+    other = build_base(name, demo_root, seed=1).eval()
+    assert prompts_off_check(model, other, [batch])['max_diff'] > 0
+    bitfit = build_with_base_weights(name, demo_root, dict(type='BitFit'),
+                                     base_model)
+    assert prompts_off_check(bitfit, base_model, [batch]) is None
 
 
 @pytest.mark.parametrize('prompt', [dict(type='BitFit'),

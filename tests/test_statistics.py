@@ -1,14 +1,18 @@
 """The statistics of every experiment table
-(projects/sdpt/evaluation/statistics.py): mean ± std and the metric
-picker."""
+(projects/sdpt/evaluation/statistics.py): mean ± std, confidence intervals
+of a mean and of a paired difference, and the metric picker."""
 import statistics
 
 import pytest
 
 from projects.sdpt.evaluation.statistics import (
+    Interval,
+    compare_verdict,
     find_metric_key,
     format_mean_std,
+    mean_ci,
     mean_std,
+    paired_difference,
     pick_metrics,
 )
 
@@ -39,3 +43,33 @@ def test_metric_picker_reads_coco_and_lvis_keys():
     assert pick_metrics(lvis) == dict(AP=0.2, AP50=0.4)
     assert find_metric_key(['loss'], 'AP') is None
     assert pick_metrics({}) == dict(AP=None, AP50=None)
+
+
+def test_mean_ci_is_students_t_interval():
+    values = [0.70, 0.74, 0.69, 0.78, 0.72]
+    interval = mean_ci(values)
+    # t(0.975, 4) = 2.7764451 (tables)
+    half = 2.7764451 * statistics.stdev(values) / len(values)**0.5
+    assert interval.mean == pytest.approx(statistics.mean(values))
+    assert interval.half == pytest.approx(half, rel=1e-6)
+    assert interval.n == 5
+    assert mean_ci([0.5, float('nan'), None]) == Interval(0.5, None, 1)
+    assert mean_ci([]).format() == '–'
+    assert Interval(0.5, None, 1).format() == '0.500 (n=1)'
+    assert Interval(0.72, 0.031, 5).format() == '0.720 ± 0.031 (n=5)'
+
+
+def test_paired_difference_uses_the_common_seeds_only():
+    a = {3: 0.80, 30: 0.75, 300: 0.82, 7: 0.9}
+    b = {3: 0.70, 30: 0.70, 300: 0.71, 8: 0.1}
+    diff = paired_difference(a, b)
+    assert diff.n == 3
+    assert diff.mean == pytest.approx((0.10 + 0.05 + 0.11) / 3)
+    assert diff.excludes_zero() and compare_verdict(diff) == 'higher'
+    assert compare_verdict(paired_difference(b, a)) == 'lower'
+    noisy = paired_difference({1: 0.8, 2: 0.6, 3: 0.75},
+                              {1: 0.7, 2: 0.7, 3: 0.7})
+    assert not noisy.excludes_zero()
+    assert compare_verdict(noisy) == 'no detectable difference'
+    assert compare_verdict(paired_difference({1: 0.8}, {1: 0.7})) == \
+        'too few paired seeds'

@@ -44,7 +44,11 @@ from projects.sdpt.datasets.synthetic.corpus import (
 )
 from projects.sdpt.detectors import SizedATSSVLFusionHead
 from projects.sdpt.experiments import bases, comparison
-from projects.sdpt.experiments.ablations import ABLATIONS, ADAPTERS
+from projects.sdpt.experiments.ablations import (
+    ABLATIONS,
+    ADAPTERS,
+    MMDET_FINETUNE_KEYS,
+)
 from projects.sdpt.experiments.bases import base_meta_file, file_sha256
 from projects.sdpt.experiments.grid import (
     GridTask,
@@ -53,6 +57,7 @@ from projects.sdpt.experiments.grid import (
     run_task,
 )
 from projects.sdpt.experiments.transfer.configs import (
+    SHARED_WEIGHT_DECAY,
     apply_method,
     apply_shift,
     recipe_lr,
@@ -71,6 +76,7 @@ from projects.sdpt.experiments.transfer.plan import (
     make_tasks,
 )
 from projects.sdpt.experiments.transfer.protocol import (
+    is_flat,
     lr_schedule,
     next_edge_lr,
     select_lr,
@@ -79,6 +85,7 @@ from projects.sdpt.experiments.transfer.report import (
     final_rows,
     finished_rows,
     lr_grids,
+    paired_comparisons,
     sort_rows,
     write_report,
 )
@@ -418,13 +425,19 @@ def test_methods_move_onto_the_transfer_config_exactly(det):
     assert {'zero_shot', 'sdpt', 'full_ft', 'bitfit'} <= set(methods)
     for method in methods:
         zoo = Config.fromfile(zoo_config(method, det))
-        cfg = apply_method(_cfg(det), det, method)
+        cfg = apply_method(_cfg(det), det, method, weight_decay='recipe')
         assert cfg.model.prompt == zoo.model.get('prompt')
         assert list(cfg.model.extra_trainable) == list(
             zoo.model.get('extra_trainable', []))
         for key in ('lr', 'weight_decay'):
             assert (cfg.optim_wrapper.optimizer[key] ==
                     zoo.optim_wrapper.optimizer[key])
+        # the suite's own rule: one weight decay for every method
+        shared = apply_method(_cfg(det), det, method)
+        assert shared.optim_wrapper.optimizer.weight_decay == \
+            SHARED_WEIGHT_DECAY
+        assert shared.optim_wrapper.optimizer.lr == \
+            zoo.optim_wrapper.optimizer.lr
         assert cfg.experiment.method == zoo.experiment.method
         assert bool(cfg.get('evaluate_only')) == (method == 'zero_shot')
         # ... and nothing else: the transfer data, detector and schedule
@@ -435,12 +448,23 @@ def test_methods_move_onto_the_transfer_config_exactly(det):
 def test_ablations_change_only_what_they_name(det):
     """Each ablation is the suite's SDPT with one change: its prompt
     options (real options of SDPTPrompt), the detection head training, or
-    no prompt at all."""
+    no prompt at all; full fine-tuning's variant adds mmdet's
+    parameter-wise fine-tuning options and nothing else."""
     options = set(inspect.signature(SDPTPrompt.__init__).parameters)
     sdpt = apply_method(_cfg(det), det, 'sdpt')
     head = ADAPTERS[det]().detection_head_patterns()
     assert set(ABLATIONS) <= set(suite_methods(det))
+    full_ft = apply_method(_cfg(det), det, 'full_ft')
+    mmdet = apply_method(_cfg(det), det, 'full_ft_mmdet')
+    assert mmdet.optim_wrapper.paramwise_cfg.custom_keys == \
+        MMDET_FINETUNE_KEYS[det]
+    assert recipe_lr(det, 'full_ft_mmdet') == recipe_lr(det, 'full_ft')
+    del mmdet.optim_wrapper['paramwise_cfg']
+    mmdet.experiment.method = full_ft.experiment.method
+    assert mmdet.to_dict() == full_ft.to_dict()
     for name, spec in ABLATIONS.items():
+        if spec.get('base', 'sdpt') != 'sdpt':
+            continue
         cfg = apply_method(_cfg(det), det, name)
         if spec.get('no_prompt'):
             assert cfg.model.prompt is None
@@ -554,6 +578,19 @@ def test_select_lr_takes_the_best_dev_ap_and_breaks_ties_towards_the_recipe():
     assert select_lr([], 1e-2) is None
 
 
+def test_the_lr_is_chosen_on_the_mean_dev_ap_of_the_selection_seeds():
+    rows = [_row(1e-3, 0.50, seed=1), _row(1e-2, 0.40, seed=1),
+            _row(1e-3, 0.10, seed=2), _row(1e-2, 0.38, seed=2)]
+    # seed 1 alone would pick 1e-3; the mean over both seeds picks 1e-2
+    assert select_lr(rows[:2], 1e-2) == 1e-3
+    assert select_lr(rows, 1e-2) == 1e-2
+    # flat is judged on the means: each seed moves, their mean does not
+    seesaw = [_row(1e-3, 0.3, seed=1), _row(1e-2, 0.1, seed=1),
+              _row(1e-3, 0.1, seed=2), _row(1e-2, 0.3, seed=2)]
+    assert is_flat(seesaw) and not is_flat(seesaw[:2])
+    assert next_edge_lr(seesaw, 1e-2, 10.0) == 0.1  # none above: up
+
+
 def test_next_edge_lr_goes_one_step_past_the_end_where_the_best_sits():
     grid = [_row(1e-3, 0.2), _row(1e-2, 0.3), _row(1e-1, 0.4)]
     assert next_edge_lr(grid, 1e-2, 10.0) == 1.0
@@ -562,14 +599,15 @@ def test_next_edge_lr_goes_one_step_past_the_end_where_the_best_sits():
     # inside, or a tie settled at the recipe: nothing more to try
     assert next_edge_lr([_row(1e-3, 0.2), _row(1e-2, 0.5), _row(1e-1, 0.4)],
                         1e-2, 10.0) is None
-    # a flat grid (dev APs within FLAT_DEV_AP) goes past its top, wherever
-    # the tie put the best
+    # a flat grid (dev APs within FLAT_DEV_AP) cannot choose: it steps past
+    # the side with fewer learning rates beyond the recipe (up when even),
+    # so two steps try both sides, whatever the tie chose
     assert next_edge_lr([_row(lr, 0.0) for lr in (1e-3, 1e-2, 1e-1)],
                         1e-2, 10.0) == 1.0
     flat = [_row(1e-3, 0.081), _row(1e-2, 0.081), _row(1e-1, 0.08)]
     assert next_edge_lr(flat, 1e-2, 10.0) == 1.0
-    assert next_edge_lr(flat[::-1], 1e-3, 10.0) == 1.0
-    assert next_edge_lr(flat + [_row(1.0, 0.085)], 1e-2, 10.0) == 10.0
+    assert next_edge_lr(flat + [_row(1.0, 0.085)], 1e-2, 10.0) == 1e-4
+    assert next_edge_lr(flat[::-1], 1e-1, 10.0) == 1.0  # none above: up
     assert next_edge_lr(flat + [_row(1.0, 0.03)], 1e-2, 10.0) is None
     # just past the tolerance, it is a best at the bottom again
     assert next_edge_lr([_row(1e-3, 0.092), _row(1e-2, 0.081),
@@ -608,7 +646,8 @@ def test_schedules_are_constant_or_warm_up_then_cosine_to_zero():
 
 
 def test_a_work_dir_holds_runs_of_one_protocol(tmp_path):
-    pinned = dict(numerics='pinned', schedule='constant', iters=200)
+    pinned = dict(numerics='pinned', schedule='constant', iters=200,
+                  weight_decay='shared', selection_seeds=[1, 2])
     check_protocol(str(tmp_path), pinned)
     check_protocol(str(tmp_path), dict(pinned))  # the same: fine
     with pytest.raises(SystemExit, match='numerics: pinned there, native'):
@@ -619,6 +658,15 @@ def test_a_work_dir_holds_runs_of_one_protocol(tmp_path):
                                       'metrics.json'))
     with pytest.raises(SystemExit, match='before suites recorded'):
         check_protocol(str(old), pinned)
+    # a protocol recorded before weight decay and selection seeds were
+    # part of it: each zoo config's decay, the first seed selecting
+    legacy = tmp_path / 'legacy'
+    atomic_write_json(dict(numerics='pinned', schedule='constant',
+                           iters=200), str(legacy / 'protocol.json'))
+    check_protocol(str(legacy), dict(pinned, weight_decay='recipe',
+                                     selection_seeds=None))
+    with pytest.raises(SystemExit, match='weight_decay: recipe there'):
+        check_protocol(str(legacy), dict(pinned, selection_seeds=None))
 
 
 def test_a_cached_decision_is_rechecked_against_the_current_rules(tmp_path):
@@ -628,7 +676,7 @@ def test_a_cached_decision_is_rechecked_against_the_current_rules(tmp_path):
                 seed=3, iters=2, root=str(tmp_path), base='missing.pth')
     edge = GridTask('edge', str(tmp_path / 'edge'), 'x:tune',
                     dict(args, edge_step=10.0, edge_of=files))
-    # a flat grid now goes up: an old "inside, skipped" no longer holds
+    # a flat grid goes past its end: an old "inside, skipped" no longer holds
     assert not cached_run_holds(edge, dict(skipped='inside', lr=None))
     assert cached_run_holds(edge, _row(1.0, 0.07))
     seed = GridTask('seed', str(tmp_path / 'seed'), 'x:tune',
@@ -687,6 +735,26 @@ def test_final_rows_report_the_selected_lr_on_every_seed():
     assert all(r['selected'] for r in out[1:])
 
 
+def test_sdpt_is_compared_with_each_method_on_the_same_seeds():
+    def runs(key, aps, method=None):
+        return [dict(_row(1e-2, ap, seed=seed), key=key,
+                     method=method or key) for seed, ap in
+                zip((3, 30, 300, 3000, 30000), aps)]
+    zero = dict(_row('', 0.06, seed=''), key='zero_shot', method='zero-shot')
+    rows = ([zero] + runs('sdpt', (0.80, 0.78, 0.82, 0.79, 0.81)) +
+            runs('text', (0.60, 0.62, 0.57, 0.61, 0.59), 'CoOp') +
+            runs('full_ft', (0.79, 0.80, 0.81, 0.78, 0.83)) +
+            runs('bitfit', (0.70, 0.72, 0.69, 0.71, 0.68))[:4])
+    found = {c['key']: c for c in paired_comparisons(rows)}
+    assert found['zero_shot']['verdict'] == 'higher'
+    assert found['zero_shot']['difference'] == pytest.approx(0.74)
+    assert found['text']['verdict'] == 'higher'
+    assert found['text']['method'] == 'CoOp'
+    assert found['full_ft']['verdict'] == 'no detectable difference'
+    assert found['bitfit']['n'] == 4  # the seeds both have
+    assert found['text']['difference'] == pytest.approx(0.202)
+
+
 def test_report_tables_follow_the_zoo_not_the_run_order(tmp_path):
     def run(det, shift, key, lr=1e-2, seed=3):
         return dict(_row(lr, 0.3, seed=seed), detector=det, shift=shift,
@@ -704,8 +772,13 @@ def test_report_tables_follow_the_zoo_not_the_run_order(tmp_path):
             ('A', 'vocabulary', 'sdpt')]  # detectors as they ran
     markdown = write_report(rows, [1], str(tmp_path), {})
     table = [line.split('|')[1].strip() for line in markdown.splitlines()
-             if line.startswith('| ') and 'method' not in line]
+             if line.startswith('| ') and 'method' not in line
+             and not line.startswith('| k')]
     assert table == ['zero_shot', 'sdpt', 'sdpt_k8', 'sdpt', 'sdpt']
+    # SDPT against the others, paired on seeds: one seed is too few
+    assert '| k=1 | sdpt_k8 | 1 | +0.000 | too few paired seeds |' in markdown
+    assert '| k=1 | zero-shot | 1 | +0.000 | too few paired seeds |' in \
+        markdown
     assert markdown.index('**vocabulary**') < markdown.index(
         '**realignment**')
 
@@ -722,7 +795,7 @@ def _tasks(tmp_path, base_exists=True, fixed_lrs=None, seeds=(3, 30, 300)):
         lr_factors=[0.1, 1.0, 10.0], fixed_lrs=fixed_lrs or {}, iters=2))
 
 
-def test_make_tasks_runs_the_lr_grid_on_the_first_seed_then_the_selection(
+def test_make_tasks_select_on_their_own_seeds_then_run_the_reported_ones(
         tmp_path):
     tasks = _tasks(tmp_path)
     names = [t.name for t in tasks]
@@ -737,34 +810,41 @@ def test_make_tasks_runs_the_lr_grid_on_the_first_seed_then_the_selection(
         assert zero.after == ()
         mine = [t for t in tasks if t.args.get('shift') == shift
                 and t.args.get('method') == 'sdpt']
-        first = [t for t in mine if t.args['seed'] == 3]
-        grid = [t for t in first if 'edge_of' not in t.args]
-        assert sorted(t.args['lr'] for t in grid) == pytest.approx(
-            [recipe * 0.1, recipe, recipe * 10])
+        selection = [t for t in mine if t.args.get('role') == 'selection']
+        assert {t.args['seed'] for t in selection} == {1, 2}
+        grid = [t for t in selection if 'edge_of' not in t.args]
+        for seed in (1, 2):
+            assert sorted(t.args['lr'] for t in grid
+                          if t.args['seed'] == seed) == pytest.approx(
+                [recipe * 0.1, recipe, recipe * 10])
         assert all(t.after == () and 'candidates' not in t.args
                    for t in grid)
-        # then two runs past the grid's end, each after everything before
-        edges = first[len(grid):]
-        assert [t.name.rsplit('_', 1)[1] for t in edges] == ['edge1',
-                                                             'edge2']
+        # then two steps past the grid's end, each on both selection seeds
+        # and after everything before
+        edges = selection[len(grid):]
+        assert [t.name.rsplit('_', 2)[1:] for t in edges] == [
+            ['select1', 'edge1'], ['select2', 'edge1'],
+            ['select1', 'edge2'], ['select2', 'edge2']]
         for i, t in enumerate(edges):
-            before = grid + edges[:i]
+            before = grid + edges[:2 * (i // 2)]
             assert 'lr' not in t.args
             assert t.args['edge_step'] == pytest.approx(10.0)
             assert t.args['edge_of'] == [f.result_file for f in before]
             assert t.after == tuple(f.name for f in before)
             assert t.recheck == RECHECK
         assert all(t.recheck is None for t in grid)
-        rest = [t for t in mine if t.args['seed'] != 3]
-        assert sorted(t.args['seed'] for t in rest) == [30, 300]
-        for t in rest:
+        reported = [t for t in mine if t.args.get('role') != 'selection']
+        assert [t.args['seed'] for t in reported] == [3, 30, 300]
+        for t in reported:
             assert t.name.endswith('_selected') and 'lr' not in t.args
-            assert set(t.after) == {f.name for f in first}
-            assert t.args['candidates'] == [f.result_file for f in first]
+            assert set(t.after) == {f.name for f in selection}
+            assert t.args['candidates'] == [f.result_file
+                                            for f in selection]
             assert t.recheck == RECHECK
         for t in mine:
             assert t.function.endswith(':tune')
             assert (t.args['iters'], t.args['shots']) == (2, 1)
+            assert t.args['weight_decay'] == 'shared'
             assert t.result_file == osp.join(t.work_dir, 'metrics.json')
 
 
@@ -884,7 +964,8 @@ def test_pretraining_is_deterministic_and_writes_an_fp16_base(det, corpus,
 @pytest.mark.slow
 def test_tool_pretrains_tunes_diagnoses_reports_and_skips(tmp_path):
     """The whole suite at two iterations on Grounding DINO (the faster tiny
-    detector), one shift, SDPT with two learning rates and two seeds."""
+    detector), one shift, SDPT with two learning rates tried on one
+    selection seed and one reported seed."""
     root, runs = tmp_path / 'synthetic', tmp_path / 'runs'
     # A small corpus first (the tool keeps finished splits): evaluations of
     # a handful of images keep the test fast.
@@ -893,7 +974,8 @@ def test_tool_pretrains_tunes_diagnoses_reports_and_skips(tmp_path):
     tool = osp.join(REPO_ROOT, 'tools', 'transfer_benchmark.py')
     args = [sys.executable, tool, '--detectors', 'gdino', '--shifts',
             'vocabulary', '--methods', 'zero_shot', 'sdpt', '--shots', '1',
-            '--seeds', '3', '30', '--lr-factors', '0.1', '1', '--iters', '2',
+            '--selection-seeds', '3', '--seeds', '30', '--lr-factors', '0.1',
+            '1', '--iters', '2',
             # with two learning rates the best is always at an end: one run
             # past it
             '--lr-edge-steps', '1',
@@ -927,12 +1009,13 @@ def test_tool_pretrains_tunes_diagnoses_reports_and_skips(tmp_path):
     metrics = {p.parent: json.loads(p.read_text())
                for p in folder.glob('*/metrics.json')}
     assert sorted(p.name for p in metrics) == [
-        'k1_seed30_selected', 'k1_seed3_edge1', 'k1_seed3_lr0.001',
-        'k1_seed3_lr0.01']
+        'k1_seed30_selected', 'k1_select3_edge1', 'k1_select3_lr0.001',
+        'k1_select3_lr0.01']
     first = [m for m in metrics.values() if m['seed'] == 3]
+    assert all(m['role'] == 'selection' for m in first)
     # the run past the grid's end went past the end the best dev AP sat at
     grid_best = select_lr([m for m in first if not m['edge']], recipe)
-    edge = metrics[folder / 'k1_seed3_edge1']
+    edge = metrics[folder / 'k1_select3_edge1']
     assert edge['edge'] and edge['lr'] == (0.1 if grid_best == 1e-2
                                            else 1e-4)
     chosen = select_lr(first, recipe)
@@ -941,15 +1024,18 @@ def test_tool_pretrains_tunes_diagnoses_reports_and_skips(tmp_path):
             assert 0.0 <= m[key] <= 1.0, key
         assert m['trainable'] == 32768  # 16 tokens x 1024 x 2 layers
         assert m['feature_change_image'] > 0 and m['feature_change_text'] > 0
-        # SDPT switched off is the base, exactly
+        # SDPT switched off is the base, exactly, on every test batch
         assert m['prompts_off_max_diff'] == 0.0
+        assert m['prompts_off_batches'] >= 1 and m['prompts_off_failed'] == 0
         assert m['grad_norm_first_step'] > 0 and m['iters'] == 2
-        assert m['recipe_lr'] == recipe
+        assert m['recipe_lr'] == recipe and m['weight_decay'] == 0.01
         if m['seed'] == 30:  # the selected lr, chosen on dev
             assert m['selected'] and m['lr'] == chosen
+            assert m['role'] == 'report'
+    # only the reported seed is in the table
     selected = {(r['seed'], float(r['lr'])) for r in tuned
                 if r['selected'] == 'True'}
-    assert selected == {('3', chosen), ('30', chosen)}
+    assert selected == {('30', chosen)}
     zero_metrics = json.loads(
         (runs / 'gdino' / 'vocabulary' / 'zero_shot' / 'metrics.json')
         .read_text())

@@ -34,7 +34,10 @@ from projects.sdpt.experiments.bases import DEFAULT_PRETRAIN_ITERS, base_info
 from projects.sdpt.experiments.grid import run_grid
 from projects.sdpt.experiments.transfer import protocol
 from projects.sdpt.experiments.transfer.configs import (
+    DEFAULT_WEIGHT_DECAY_RULE,
     DETECTOR_NAMES,
+    SHARED_WEIGHT_DECAY,
+    WEIGHT_DECAY_RULES,
     suite_methods,
 )
 from projects.sdpt.experiments.transfer.plan import (
@@ -72,8 +75,16 @@ def parse_args(argv=None):
                         default=list(protocol.DEFAULT_SHOTS))
     parser.add_argument('--seeds', nargs='+', type=int,
                         default=list(protocol.DEFAULT_SEEDS),
-                        help='few-shot split and training seeds; the first '
-                        'one selects the learning rate')
+                        help='the reported seeds (few-shot split and '
+                        'training), run at the selected learning rate')
+    parser.add_argument('--selection-seeds', nargs='+', type=int,
+                        default=list(protocol.DEFAULT_SELECTION_SEEDS),
+                        help='the seeds the learning rates are tried on '
+                        '(mean dev AP; never reported)')
+    parser.add_argument('--weight-decay', choices=WEIGHT_DECAY_RULES,
+                        default=DEFAULT_WEIGHT_DECAY_RULE,
+                        help=f'{SHARED_WEIGHT_DECAY} for every method '
+                        '(shared), or each zoo config\'s own (recipe)')
     parser.add_argument('--lr-factors', nargs='+', type=float,
                         default=list(protocol.DEFAULT_LR_FACTORS),
                         help="times each method's recipe learning rate")
@@ -120,15 +131,21 @@ def main(argv=None):
         bases=base_files(args.detectors, work_root, args.pretrain),
         pretrain_iters=iters, shots=args.shots, seeds=args.seeds,
         lr_factors=args.lr_factors, fixed_lrs=fixed_lrs, iters=args.iters,
-        lr_edge_steps=args.lr_edge_steps, schedule=args.schedule)
-    check_protocol(work_root, dict(numerics=args.numerics,
-                                   schedule=args.schedule, iters=args.iters))
+        lr_edge_steps=args.lr_edge_steps, schedule=args.schedule,
+        selection_seeds=args.selection_seeds, weight_decay=args.weight_decay)
+    overlap = sorted(set(args.seeds) & set(args.selection_seeds))
+    if overlap and plan.selects():
+        raise SystemExit(f'error: seeds {overlap} both select and are '
+                         f'reported: give --selection-seeds others than '
+                         f'--seeds')
+    check_protocol(work_root, plan.protocol(args.numerics))
     # before the workers start: torch reads these when it first computes
     set_numerics(args.numerics)
     start = time.time()
     if not args.report_only:
         try:
-            prepare_data(root, args.shifts, args.shots, args.seeds)
+            prepare_data(root, args.shifts, args.shots,
+                         plan.seeds_needed())
         except RuntimeError as err:
             raise SystemExit(f'error: {err}')
     tasks = make_tasks(plan)

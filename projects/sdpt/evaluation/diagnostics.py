@@ -17,12 +17,13 @@
   schedule is long enough).
 """
 import contextlib
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Iterable, List, Optional, Sequence
 
 import torch
 import torch.nn as nn
 
 from ..detectors.adapters import detector_adapter_for
+from ..methods.base import DetectorSubsetMethod
 from ..methods.trainable import METHOD_ATTR
 
 
@@ -116,18 +117,24 @@ def _prediction_tensors(predictions) -> List[torch.Tensor]:
     return tensors
 
 
+def has_off_state(detector: nn.Module) -> bool:
+    """Whether the detector's method can be switched off (methods that
+    tune the detector's own weights cannot: their values *are* the
+    detector's)."""
+    method = getattr(detector, METHOD_ATTR, None)
+    return method is not None and not isinstance(method,
+                                                 DetectorSubsetMethod)
+
+
 def prompts_off_difference(tuned: nn.Module, base: nn.Module,
                            batch: Dict) -> Optional[float]:
-    """max |prediction of the tuned detector, method off - of the base|."""
-    method = getattr(tuned, METHOD_ATTR, None)
-    if method is None:
+    """max |prediction of the tuned detector, method off - of the base| on
+    ``batch``; None when the method has no off state."""
+    if not has_off_state(tuned):
         return None
-    try:
-        with method_disabled(tuned):
-            with torch.no_grad():
-                off = _prediction_tensors(tuned.test_step(batch))
-    except RuntimeError:
-        return None  # methods that tune the detector's own weights
+    with method_disabled(tuned):
+        with torch.no_grad():
+            off = _prediction_tensors(tuned.test_step(batch))
     with torch.no_grad():
         ref = _prediction_tensors(base.test_step(batch))
     if len(off) != len(ref) or any(a.shape != b.shape
@@ -135,6 +142,26 @@ def prompts_off_difference(tuned: nn.Module, base: nn.Module,
         return float('inf')
     return max((float((a - b).abs().max()) if a.numel() else 0.0
                 for a, b in zip(off, ref)), default=0.0)
+
+
+def prompts_off_check(tuned: nn.Module, base: nn.Module,
+                      batches: Iterable[Dict]) -> Optional[Dict]:
+    """:func:`prompts_off_difference` over every batch of ``batches`` (a
+    whole split): ``max_diff`` over them, how many ``batches`` ran, how
+    many ``failed`` (raised) and the first error. None when the method has
+    no off state."""
+    if not has_off_state(tuned):
+        return None
+    worst, count, failed, first_error = 0.0, 0, 0, None
+    for batch in batches:
+        count += 1
+        try:
+            worst = max(worst, prompts_off_difference(tuned, base, batch))
+        except Exception as err:  # noqa: BLE001  (counted and reported)
+            failed += 1
+            first_error = first_error or f'{type(err).__name__}: {err}'
+    return dict(max_diff=worst, batches=count, failed=failed,
+                first_error=first_error)
 
 
 def loss_flatness(losses: Sequence[float]) -> Optional[float]:

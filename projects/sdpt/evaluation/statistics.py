@@ -1,5 +1,5 @@
 """The statistics every experiment table shares: one metric picker, one
-mean ± std.
+mean ± std, one confidence interval of a mean and of a paired difference.
 
 ``mean_std`` decides, for every table of the project:
 
@@ -13,7 +13,17 @@ mean ± std.
 """
 import math
 import statistics
-from typing import Dict, Iterable, Optional, Sequence, Tuple
+from typing import (
+    Dict,
+    Iterable,
+    Mapping,
+    NamedTuple,
+    Optional,
+    Sequence,
+    Tuple,
+)
+
+from scipy import stats as scipy_stats
 
 #: COCO-style metric names and the key suffixes they have in mmdet's metrics
 #: (CocoMetric: ``coco/bbox_mAP``; LVISMetric: ``lvis/bbox_AP``).
@@ -47,6 +57,64 @@ def format_mean_std(mean: Optional[float], std: Optional[float] = None,
         return '–'
     text = f'{scale * mean:.{digits}f}'
     return text if std is None else f'{text} ± {scale * std:.{digits}f}'
+
+
+class Interval(NamedTuple):
+    """A mean with its confidence interval: ``mean ± half`` (``half`` None
+    from fewer than two values), over ``n`` values."""
+    mean: Optional[float]
+    half: Optional[float]
+    n: int
+
+    @property
+    def low(self) -> Optional[float]:
+        return None if self.half is None else self.mean - self.half
+
+    @property
+    def high(self) -> Optional[float]:
+        return None if self.half is None else self.mean + self.half
+
+    def excludes_zero(self) -> bool:
+        return self.half is not None and (self.low > 0 or self.high < 0)
+
+    def format(self, digits: int = 3) -> str:
+        """``'0.720 ± 0.031 (n=5)'``; ``'0.720 (n=1)'``; ``'–'``."""
+        if self.mean is None:
+            return '–'
+        text = f'{self.mean:.{digits}f}'
+        if self.half is not None:
+            text += f' ± {self.half:.{digits}f}'
+        return f'{text} (n={self.n})'
+
+
+def mean_ci(values: Iterable, level: float = 0.95) -> Interval:
+    """The mean of the numbers in ``values`` (``None`` and NaN dropped, as
+    :func:`mean_std`) and the half-width of its ``level`` confidence
+    interval from Student's t with n - 1 degrees of freedom."""
+    mean, std, n = mean_std(values)
+    if std is None:
+        return Interval(mean, None, n)
+    t = float(scipy_stats.t.ppf(0.5 + level / 2, n - 1))
+    return Interval(mean, t * std / math.sqrt(n), n)
+
+
+def paired_difference(a: Mapping, b: Mapping,
+                      level: float = 0.95) -> Interval:
+    """``a - b`` over the keys (seeds) both have a number for: the mean
+    difference and its ``level`` confidence interval (a paired t
+    interval)."""
+    keys = [k for k in a if k in b and _is_number(a[k]) and _is_number(b[k])]
+    return mean_ci([float(a[k]) - float(b[k]) for k in keys], level)
+
+
+def compare_verdict(difference: Interval, digits: int = 3) -> str:
+    """What a paired difference allows one to say: higher or lower when its
+    interval excludes zero, else no detectable difference."""
+    if difference.half is None:
+        return 'too few paired seeds'
+    if not difference.excludes_zero():
+        return 'no detectable difference'
+    return 'higher' if difference.mean > 0 else 'lower'
 
 
 def find_metric_key(keys: Sequence[str], metric: str = 'AP') -> Optional[str]:

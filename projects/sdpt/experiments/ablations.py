@@ -1,11 +1,16 @@
-"""SDPT's ablations, as variants of the zoo's SDPT for the transfer suite.
+"""Variants of zoo methods for the transfer suite: SDPT's ablations and full
+fine-tuning with mmdet's own fine-tuning recipe.
 
-Each variant starts from the zoo's ``sdpt`` demo config (K=16 tokens on every
-fusion layer, synchronous mode, U(-1, 1) init) and changes one thing. The
-reference mode has its own zoo config (``sdpt_reference``). ``sdpt_with_head``
-is the trainable set the public SDPT training command uses (prompts and the
-detection head); ``head_only`` trains that head alone, to show how much of a
-gain comes from the head.
+Each SDPT variant starts from the zoo's ``sdpt`` demo config (K=16 tokens on
+every fusion layer, synchronous mode, U(-1, 1) init) and changes one thing.
+The reference mode has its own zoo config (``sdpt_reference``).
+``sdpt_with_head`` is the trainable set the public SDPT training command uses
+(prompts and the detection head); ``head_only`` trains that head alone, to
+show how much of a gain comes from the head. ``full_ft_mmdet`` is the zoo's
+full fine-tuning with the parameter-wise options of mmdet's fine-tuning
+configs of that detector (``paramwise_cfg``: a tenth of the learning rate
+for Grounding DINO's backbone, no weight decay on position embeddings and
+norms), beside the plain one (one learning rate for every parameter).
 """
 from typing import Dict
 
@@ -27,13 +32,35 @@ ABLATIONS: Dict[str, Dict] = {
     'sdpt_with_head': dict(label='SDPT + detection head', head=True),
     'head_only': dict(label='detection head only', head=True,
                       no_prompt=True),
+    'full_ft_mmdet': dict(label='full fine-tuning (mmdet recipe)',
+                          base='full_ft', mmdet_recipe=True),
+}
+
+#: ``paramwise_cfg.custom_keys`` of mmdet 3.3's fine-tuning configs:
+#: grounding_dino_swin-t_finetune_16xb2_1x_coco.py and
+#: glip_atss_swin-t_a_fpn_dyhead_16xb2_ms-2x_funtune_coco.py
+MMDET_FINETUNE_KEYS = {
+    'gdino': {'absolute_pos_embed': dict(decay_mult=0.),
+              'backbone': dict(lr_mult=0.1)},
+    'glip': {'absolute_pos_embed': dict(decay_mult=0.),
+             'relative_position_bias_table': dict(decay_mult=0.),
+             'norm': dict(decay_mult=0.)},
 }
 
 
+def variant_base(name: str) -> str:
+    """The zoo method the variant ``name`` starts from."""
+    return ABLATIONS[name].get('base', 'sdpt')
+
+
 def apply_ablation(cfg, det: str, name: str):
-    """Turn ``cfg`` (carrying the zoo's SDPT) into the variant ``name``."""
+    """Turn ``cfg`` (carrying the zoo method :func:`variant_base`) into the
+    variant ``name``."""
     spec = ABLATIONS[name]
-    if spec.get('no_prompt'):
+    if spec.get('mmdet_recipe'):
+        cfg.optim_wrapper.paramwise_cfg = dict(
+            custom_keys=MMDET_FINETUNE_KEYS[det])
+    elif spec.get('no_prompt'):
         cfg.model.prompt = None
     else:
         cfg.model.prompt = dict(cfg.model.prompt, **spec.get('prompt', {}))

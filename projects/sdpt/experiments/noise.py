@@ -22,6 +22,7 @@ import statistics
 from collections import defaultdict
 from typing import Dict, List, Sequence
 
+from ..evaluation.statistics import format_mean_std, mean_std
 from ..utils.io import atomic_write_text, read_json
 from .results import csv_text, markdown_table
 from .transfer.plan import PROTOCOL_FILE
@@ -49,12 +50,6 @@ def noise_rows(work_dirs: Sequence[str]) -> List[Dict]:
     return rows
 
 
-def _mean_std(values: Sequence[float]) -> str:
-    if len(values) < 2:
-        return f'{values[0]:.3f}' if values else '-'
-    return f'{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}'
-
-
 def noise_table(rows: Sequence[Dict]) -> List[Dict]:
     """One record per (schedule, method, shift, k, lr): the seeds' test AP
     per numerics mode, and the differences of each perturbed mode from
@@ -70,7 +65,8 @@ def noise_table(rows: Sequence[Dict]) -> List[Dict]:
         record = dict(schedule=schedule, method=method, shift=shift,
                       k=shots, lr=lr)
         for mode, by_seed in sorted(modes.items()):
-            record[f'AP {mode}'] = _mean_std(list(by_seed.values()))
+            record[f'AP {mode}'] = format_mean_std(
+                *mean_std(by_seed.values())[:2])
         reference = modes.get(REFERENCE, {})
         diffs = [ap - reference[seed]
                  for mode, by_seed in modes.items() if mode != REFERENCE

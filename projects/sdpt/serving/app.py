@@ -167,8 +167,11 @@ def build_app(service: BankService, *, queue_size: int = 64,
                          type='filepath', elem_id='images')
         run = gr.Button('Detect', variant='primary', elem_id='detect')
         messages = gr.Markdown(elem_id='messages')
-        gallery = gr.Gallery(label='Base | tuned', columns=2,
-                             elem_id='gallery', height='auto')
+        # an even number of columns: each image's base drawing, then its
+        # tuned one, side by side, two images a row
+        gallery = gr.Gallery(label='Base | tuned', columns=4,
+                             elem_id='gallery', height=640,
+                             object_fit='contain')
         with gr.Accordion('Detections (JSON)', open=False):
             payload = gr.Textbox(label='JSON', lines=8, max_lines=30,
                                  elem_id='results-json')

@@ -9,7 +9,7 @@ from mmengine.config import Config
 
 from ...datasets.synthetic.corpus import SHIFTS, shift_dir
 from ...utils.paths import REPO_ROOT
-from ..ablations import ABLATIONS, apply_ablation
+from ..ablations import ABLATIONS, apply_ablation, variant_base
 from ..zoo import zoo_config, zoo_methods
 
 #: the detectors' names in the rows and tables of the suite
@@ -29,23 +29,39 @@ def suite_methods(det: str = 'gdino') -> List[str]:
     return zoo_methods(det) + list(ABLATIONS)
 
 
+#: The weight decay of every method's runs in the suite: one value for all,
+#: like every other hyper-parameter but the learning rate (which is
+#: selected per method). ``recipe`` keeps each zoo config's own decay (GLIP's
+#: language prompt: 0.25; AdamW's decoupled decay then scales the offsets by
+#: 1 - lr x 0.25 each step, which turns negative at the lrs it selects).
+WEIGHT_DECAY_RULES = ('shared', 'recipe')
+DEFAULT_WEIGHT_DECAY_RULE = 'shared'
+SHARED_WEIGHT_DECAY = 0.01
+
+
 def zoo_method_of(method: str) -> str:
-    """The zoo method ``method`` starts from (an ablation: SDPT)."""
-    return 'sdpt' if method in ABLATIONS else method
+    """The zoo method ``method`` starts from (a variant: its base)."""
+    return variant_base(method) if method in ABLATIONS else method
 
 
-def apply_method(cfg, det: str, method: str):
-    """Give ``cfg`` the method ``method`` (a zoo method or an ablation).
+def apply_method(cfg, det: str, method: str,
+                 weight_decay: str = DEFAULT_WEIGHT_DECAY_RULE):
+    """Give ``cfg`` the method ``method`` (a zoo method or a variant), with
+    the ``weight_decay`` rule (:data:`WEIGHT_DECAY_RULES`).
 
     Zoo configs differ from their base only in these fields (a test checks
     it), so copying them moves the method exactly.
     """
+    if weight_decay not in WEIGHT_DECAY_RULES:
+        raise ValueError(f'weight decay rule {weight_decay!r}: choose one of '
+                         f'{", ".join(WEIGHT_DECAY_RULES)}')
     source = Config.fromfile(zoo_config(zoo_method_of(method), det))
     cfg.model.prompt = source.model.get('prompt')
     cfg.model.extra_trainable = source.model.get('extra_trainable', [])
-    # the method's recipe (GLIP's language prompt brings its own decay)
-    for key in ('lr', 'weight_decay'):
-        cfg.optim_wrapper.optimizer[key] = source.optim_wrapper.optimizer[key]
+    cfg.optim_wrapper.optimizer.lr = source.optim_wrapper.optimizer.lr
+    cfg.optim_wrapper.optimizer.weight_decay = (
+        source.optim_wrapper.optimizer.weight_decay
+        if weight_decay == 'recipe' else SHARED_WEIGHT_DECAY)
     cfg.evaluate_only = source.get('evaluate_only', False)
     cfg.experiment = dict(cfg.experiment, method=source.experiment['method'])
     if method in ABLATIONS:

@@ -1,7 +1,7 @@
 """The plan of a transfer suite (:class:`TransferPlan`) and the grid tasks
 that carry it out: pretraining for the bases that need it, the zero-shot
 evaluations, then per (detector, k, method, shift) the learning-rate runs on
-the first seed and the selected setting on the others."""
+the selection seeds and the selected setting on the reported seeds."""
 import glob
 import math
 import os.path as osp
@@ -17,13 +17,14 @@ from ..bases import (
 )
 from ..grid import GridTask, function_name
 from ..results import METRICS
-from .configs import recipe_lr
+from .configs import DEFAULT_WEIGHT_DECAY_RULE, recipe_lr
 from .protocol import (
     DEFAULT_ITERS,
     DEFAULT_LR_EDGE_STEPS,
     DEFAULT_LR_FACTORS,
     DEFAULT_SCHEDULE,
     DEFAULT_SEEDS,
+    DEFAULT_SELECTION_SEEDS,
     DEFAULT_SHOTS,
     log_step,
     lr_grid,
@@ -39,12 +40,13 @@ class TransferPlan:
 
     ``bases``: ``{det: base file}``; a file that does not exist is
     pretrained first, for ``pretrain_iters[det]`` iterations. Each method
-    is tried at its recipe learning rate times ``lr_factors`` on the first
-    of ``seeds`` (then up to ``lr_edge_steps`` runs past the grid's end
-    where the best dev AP sits), unless ``fixed_lrs`` gives it one learning
-    rate; the selected one runs on the other seeds. Every run trains
-    ``iters`` iterations with the learning-rate ``schedule``
-    (``protocol.lr_schedule``).
+    is tried at its recipe learning rate times ``lr_factors`` on every
+    seed of ``selection_seeds`` (then up to ``lr_edge_steps`` steps past
+    the grid's end where the best mean dev AP sits), unless ``fixed_lrs``
+    gives it one learning rate; the selected one runs on ``seeds``, the
+    reported ones. Every run trains ``iters`` iterations with the
+    learning-rate ``schedule`` (``protocol.lr_schedule``) and the
+    ``weight_decay`` rule (``configs.WEIGHT_DECAY_RULES``).
     """
     detectors: Sequence[str]
     shifts: Sequence[str]
@@ -56,11 +58,30 @@ class TransferPlan:
         default_factory=lambda: dict(DEFAULT_PRETRAIN_ITERS))
     shots: Sequence[int] = DEFAULT_SHOTS
     seeds: Sequence[int] = DEFAULT_SEEDS
+    selection_seeds: Sequence[int] = DEFAULT_SELECTION_SEEDS
     lr_factors: Sequence[float] = DEFAULT_LR_FACTORS
     fixed_lrs: Dict[str, float] = field(default_factory=dict)
     iters: int = DEFAULT_ITERS
     lr_edge_steps: int = DEFAULT_LR_EDGE_STEPS
     schedule: str = DEFAULT_SCHEDULE
+    weight_decay: str = DEFAULT_WEIGHT_DECAY_RULE
+
+    def selects(self) -> bool:
+        """Whether some tuned method selects its learning rate."""
+        return any(m != 'zero_shot' and m not in self.fixed_lrs
+                   and len(self.lr_factors) > 1 for m in self.methods)
+
+    def seeds_needed(self) -> List[int]:
+        """The seeds with runs: the selection seeds, then the reported."""
+        extra = list(self.selection_seeds) if self.selects() else []
+        return list(dict.fromkeys(extra + list(self.seeds)))
+
+    def protocol(self, numerics: str) -> Dict:
+        """What every run of the suite shares, for ``protocol.json``."""
+        return dict(numerics=numerics, schedule=self.schedule,
+                    iters=self.iters, weight_decay=self.weight_decay,
+                    selection_seeds=list(self.selection_seeds)
+                    if self.selects() else None)
 
     def learning_rates(self, det: str, method: str) -> List[float]:
         """The learning rates ``method`` is tried at on the first seed."""
@@ -87,13 +108,19 @@ def base_files(detectors: Sequence[str], work_root: str,
 PROTOCOL_FILE = 'protocol.json'
 
 
+#: What a ``protocol.json`` written before a field existed meant by it.
+LEGACY_PROTOCOL = dict(weight_decay='recipe', selection_seeds=None)
+
+
 def check_protocol(work_root: str, protocol: Dict) -> None:
     """Record ``protocol`` (what every run of a suite shares: numerics,
-    schedule, iterations) in ``work_root``; ``SystemExit`` when the runs
-    already there were made under another one, since a table must not mix
-    two protocols."""
+    schedule, iterations, weight decay, selection seeds) in ``work_root``;
+    ``SystemExit`` when the runs already there were made under another one,
+    since a table must not mix two protocols."""
     path = osp.join(work_root, PROTOCOL_FILE)
     recorded = read_json(path)
+    if recorded is not None:
+        recorded = dict(LEGACY_PROTOCOL, **recorded)
     if recorded is not None and recorded != protocol:
         differ = ', '.join(f'{k}: {recorded.get(k)} there, {v} asked'
                            for k, v in protocol.items()
@@ -172,46 +199,56 @@ def _cell_tasks(plan: TransferPlan, args: Dict, folder: str,
                 lrs: Sequence[float],
                 after: Tuple[str, ...]) -> List[GridTask]:
     """The runs of one (detector, shift, method, k): the learning rates on
-    the first seed, the runs past the grid's end, then the other seeds."""
+    every selection seed, the steps past the grid's end (each on every
+    selection seed), then the reported seeds at the selected one. A single
+    learning rate needs no selection: only the reported seeds run."""
     k, label = args['shots'], '{det} {shift} {method}'.format(**args)
-    seed, *others = plan.seeds
-    first = []
-    for lr in lrs:
-        name = f'k{k}_seed{seed}_{_lr_name(lr)}'
-        first.append(_task(f'{label} {name}', osp.join(folder, name), TUNE,
-                           dict(args, seed=seed, lr=lr), after))
-    if len(lrs) > 1:
-        step = log_step(lrs)
-        for i in range(1, plan.lr_edge_steps + 1):
-            name = f'k{k}_seed{seed}_edge{i}'
-            first.append(_task(
-                f'{label} {name}', osp.join(folder, name), TUNE,
-                dict(args, seed=seed, edge_step=step,
-                     edge_of=[t.result_file for t in first]),
-                tuple(t.name for t in first), RECHECK))
-    tasks = list(first)
-    for seed in others:
-        if len(lrs) == 1:
+    if len(lrs) == 1:
+        tasks = []
+        for seed in plan.seeds:
             name = f'k{k}_seed{seed}_{_lr_name(lrs[0])}'
-            extra, deps, recheck = dict(lr=lrs[0]), after, None
-        else:
-            name = f'k{k}_seed{seed}_selected'
-            extra = dict(candidates=[t.result_file for t in first])
-            deps, recheck = tuple(t.name for t in first), RECHECK
-        tasks.append(_task(f'{label} {name}', osp.join(folder, name), TUNE,
-                           dict(args, seed=seed, **extra), deps, recheck))
+            tasks.append(_task(f'{label} {name}', osp.join(folder, name),
+                               TUNE, dict(args, seed=seed, lr=lrs[0]),
+                               after))
+        return tasks
+    selection = []
+    for seed in plan.selection_seeds:
+        for lr in lrs:
+            name = f'k{k}_select{seed}_{_lr_name(lr)}'
+            selection.append(_task(
+                f'{label} {name}', osp.join(folder, name), TUNE,
+                dict(args, seed=seed, lr=lr, role='selection'), after))
+    step = log_step(lrs)
+    for i in range(1, plan.lr_edge_steps + 1):
+        before = [t.result_file for t in selection]
+        names = tuple(t.name for t in selection)
+        for seed in plan.selection_seeds:
+            name = f'k{k}_select{seed}_edge{i}'
+            selection.append(_task(
+                f'{label} {name}', osp.join(folder, name), TUNE,
+                dict(args, seed=seed, edge_step=step, edge_of=before,
+                     role='selection'), names, RECHECK))
+    tasks = list(selection)
+    for seed in plan.seeds:
+        name = f'k{k}_seed{seed}_selected'
+        tasks.append(_task(
+            f'{label} {name}', osp.join(folder, name), TUNE,
+            dict(args, seed=seed,
+                 candidates=[t.result_file for t in selection]),
+            tuple(t.name for t in selection), RECHECK))
     return tasks
 
 
 def make_tasks(plan: TransferPlan) -> List[GridTask]:
     """The suite's grid tasks: pretraining for the bases that need it, the
     zero-shot evaluations, then per (k, method, shift) the learning-rate
-    runs on the first seed (the grid, then up to ``lr_edge_steps`` runs past
-    its end where the best dev AP sits) and the selected setting on the
-    other seeds."""
+    runs on the selection seeds (the grid, then up to ``lr_edge_steps``
+    steps past its end where the best mean dev AP sits) and the selected
+    setting on the reported seeds."""
     tasks, after = _pretrain_tasks(plan)
     for det in plan.detectors:
-        common = dict(det=det, root=plan.root, base=plan.bases[det])
+        common = dict(det=det, root=plan.root, base=plan.bases[det],
+                      weight_decay=plan.weight_decay)
         if 'zero_shot' in plan.methods:
             for shift in plan.shifts:
                 work = osp.join(plan.work_root, det, shift, 'zero_shot')

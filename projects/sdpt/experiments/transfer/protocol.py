@@ -3,13 +3,19 @@ of result rows): the grid a method is tried at, the learning rate selected
 on dev, and when the grid goes one step past its end.
 
 A result row is a dict with ``lr`` (``''`` or None: not a tuned run) and
-``dev_AP``.
+``dev_AP``. The learning rates are tried on the selection seeds; a learning
+rate's score is its mean dev AP over them, so that no single seed decides,
+and no test AP takes part.
 """
 import math
 from typing import Dict, List, Optional, Sequence
 
 DEFAULT_SHOTS = (1, 10)
-DEFAULT_SEEDS = (3, 30, 300)
+#: the seeds reported (test AP), and the seeds the learning rate is chosen
+#: on (dev AP only; never reported): disjoint, so no reported run took part
+#: in choosing its own setting
+DEFAULT_SEEDS = (3, 30, 300, 3000, 30000)
+DEFAULT_SELECTION_SEEDS = (1, 2)
 DEFAULT_LR_FACTORS = (0.1, 1.0, 10.0)
 DEFAULT_ITERS = 200
 DEFAULT_LR_EDGE_STEPS = 2
@@ -39,42 +45,64 @@ def _tuned(rows: Sequence[Dict]) -> List[Dict]:
     return [r for r in rows if r.get('lr') not in (None, '')]
 
 
+def mean_dev_ap(rows: Sequence[Dict]) -> Dict[float, float]:
+    """``{lr: mean dev AP over the rows (seeds) of that lr}``; a missing
+    dev AP counts as -1 (worst)."""
+    by_lr: Dict[float, List[float]] = {}
+    for r in _tuned(rows):
+        dev = r.get('dev_AP')
+        by_lr.setdefault(float(r['lr']), []).append(
+            -1.0 if dev is None else float(dev))
+    return {lr: sum(v) / len(v) for lr, v in by_lr.items()}
+
+
 def select_lr(rows: Sequence[Dict], recipe: float) -> Optional[float]:
-    """The lr of the best dev AP; ties go to the one nearest the recipe."""
-    rows = _tuned(rows)
-    if not rows:
+    """The lr of the best mean dev AP over the selection seeds; ties go to
+    the one nearest the recipe."""
+    means = mean_dev_ap(rows)
+    if not means:
         return None
 
     def distance(lr: float) -> float:  # lr 0: the method as initialised
         return abs(math.log10(lr / recipe)) if lr > 0 else math.inf
 
-    best = max(rows, key=lambda r: (
-        r.get('dev_AP') if r.get('dev_AP') is not None else -1.0,
-        -distance(float(r['lr']))))
-    return float(best['lr'])
+    return max(means, key=lambda lr: (means[lr], -distance(lr)))
 
 
 def next_edge_lr(rows: Sequence[Dict], recipe: float,
                  step: float) -> Optional[float]:
     """The learning rate one ``step`` past the end of the ones tried (in
-    ``rows``) where the best dev AP sits, or None when it sits inside."""
-    rows = _tuned(rows)
-    lrs = sorted({float(r['lr']) for r in rows})
+    ``rows``) where the best mean dev AP sits, or None when it sits inside.
+
+    A flat grid (:func:`is_flat`) cannot choose: it goes one step past the
+    side with fewer learning rates beyond the recipe (up when even), so
+    two steps try both sides and no method is favoured by the direction.
+    """
+    means = mean_dev_ap(rows)
+    lrs = sorted(means)
     chosen = select_lr(rows, recipe)
     if chosen is None or len(lrs) < 2:
         return None
-    if chosen == lrs[0] and not is_flat(rows):
-        return float(f'{chosen / step:.3g}')
-    if chosen == lrs[-1] or is_flat(rows):
+    if is_flat(rows):
+        below = sum(lr < recipe for lr in lrs)
+        above = sum(lr > recipe for lr in lrs)
+        if below < above:
+            return float(f'{lrs[0] / step:.3g}')
         return float(f'{lrs[-1] * step:.3g}')
+    if chosen == lrs[0]:
+        return float(f'{chosen / step:.3g}')
+    if chosen == lrs[-1]:
+        return float(f'{chosen * step:.3g}')
     return None
 
 
 def is_flat(rows: Sequence[Dict]) -> bool:
-    """Whether the dev APs of ``rows`` (two or more) are all within
-    ``FLAT_DEV_AP`` of each other."""
-    dev = [r.get('dev_AP') for r in rows]
-    if len(dev) < 2 or None in dev:
+    """Whether the mean dev APs of the learning rates of ``rows`` (two or
+    more) are all within ``FLAT_DEV_AP`` of each other."""
+    if any(r.get('dev_AP') is None for r in _tuned(rows)):
+        return False
+    dev = list(mean_dev_ap(rows).values())
+    if len(dev) < 2:
         return False
     return max(dev) - min(dev) <= FLAT_DEV_AP + 1e-9
 

@@ -1,11 +1,22 @@
 """The report of the transfer suite: which runs are finished and selected,
 the tables (``transfer.md``, ``transfer.csv``) and the plots
-(``ap_vs_trainable_<shift>.png``)."""
+(``ap_vs_trainable_<shift>.png``).
+
+Test AP is given as the mean over the reported seeds with the half-width of
+its 95 % confidence interval (Student's t); SDPT is compared with every
+other method of a table by the paired difference on the same seeds, and a
+difference is called higher or lower only when its interval excludes zero.
+"""
 import os.path as osp
 from typing import Dict, List, Sequence
 
 from ...datasets.synthetic.corpus import SHIFTS
 from ...evaluation.plots import plot_ap_vs_trainable
+from ...evaluation.statistics import (
+    compare_verdict,
+    mean_ci,
+    paired_difference,
+)
 from ...utils.io import atomic_write_text
 from ..grid import GridTask
 from ..results import (
@@ -24,9 +35,10 @@ CSV_FIELDS = [
     'detector', 'shift', 'method', 'key', 'shots', 'seed', 'lr', 'selected',
     'edge', 'dev_AP', 'AP', 'AP50', 'source_AP', 'no_fusion_AP', 'oracle_AP',
     'feature_change_image', 'feature_change_text', 'prompts_off_max_diff',
+    'prompts_off_batches', 'prompts_off_failed',
     'grad_norm_first_step', 'loss_first', 'loss_last', 'loss_flatness',
     'trainable', 'total', 'iters', 'step_time_s', 'wall_s', 'diverged',
-    'schedule', 'numerics'
+    'schedule', 'numerics', 'role', 'weight_decay'
 ]
 
 
@@ -64,41 +76,48 @@ def finished_rows(tasks: Sequence[GridTask]) -> Dict:
 
 
 def _tuned_cells(rows: Sequence[Dict]):
-    """Per tuned (detector, shift, method, k): ``(cell, first, chosen)``,
-    its runs, those of its first seed (the learning-rate runs) and the lr
-    selected on dev among them. Skipped extensions are not runs."""
+    """Per tuned (detector, shift, method, k): ``(reported, selection,
+    chosen)``: its reported runs, its learning-rate runs (on the selection
+    seeds) and the lr selected on their mean dev AP. A cell of one fixed
+    learning rate has no selection runs; its first seed stands for them.
+    Skipped extensions are not runs."""
     cells = {}
     for r in rows:
         if r.get('key') != 'zero_shot' and r.get('lr') not in (None, ''):
             cells.setdefault((r['detector'], r['shift'], r['key'],
                               r['shots']), []).append(r)
     for cell in cells.values():
-        seed = sorted({r['seed'] for r in cell})[0]
-        first = [r for r in cell if r['seed'] == seed]
-        recipe = cell[0].get('recipe_lr') or float(first[0]['lr'])
-        yield cell, first, select_lr(first, recipe)
+        selection = [r for r in cell if r.get('role') == 'selection']
+        reported = [r for r in cell if r.get('role') != 'selection']
+        if not selection:
+            seed = sorted({r['seed'] for r in cell})[0]
+            selection = [r for r in cell if r['seed'] == seed]
+        recipe = cell[0].get('recipe_lr') or float(selection[0]['lr'])
+        yield reported, selection, select_lr(selection, recipe)
 
 
 def final_rows(rows: Sequence[Dict]) -> List[Dict]:
-    """Per (detector, shift, method, k): the rows of the selected lr (every
-    seed), with ``selected`` set; zero-shot rows as they are."""
+    """Per (detector, shift, method, k): the reported rows of the selected
+    lr (every reported seed), with ``selected`` set; zero-shot rows as they
+    are."""
     out = [r for r in rows if r.get('key') == 'zero_shot']
-    for cell, _, chosen in _tuned_cells(rows):
-        out += [dict(r, selected=True) for r in cell
+    for reported, _, chosen in _tuned_cells(rows):
+        out += [dict(r, selected=True) for r in reported
                 if float(r['lr']) == chosen]
     return out
 
 
 def lr_grids(rows: Sequence[Dict]) -> List[Dict]:
     """Per tuned (detector, shift, method, k) with more than one learning
-    rate: the ones tried on the first seed, how many the grid had (the rest
-    came from going past its end) and the selected one."""
+    rate: the ones tried on the selection seeds, how many the grid had (the
+    rest came from going past its end) and the selected one."""
     out = []
     for _, first, chosen in _tuned_cells(rows):
         tried = sorted({float(r['lr']) for r in first})
         if len(tried) > 1:
             grid = [r for r in first if not r.get('edge')]
-            out.append(dict(tried=tried, chosen=chosen, grid=len(grid),
+            out.append(dict(tried=tried, chosen=chosen,
+                            grid=len({float(r['lr']) for r in grid}),
                             flat=is_flat(grid)))
     return out
 
@@ -120,6 +139,64 @@ def _cell(rows: Sequence[Dict], key: str = 'AP', digits: int = 3) -> str:
     return mean_std_cell([r.get(key) for r in rows], digits)
 
 
+def _ap_cell(rows: Sequence[Dict]) -> str:
+    return mean_ci([r.get('AP') for r in rows]).format()
+
+
+#: the method the paired comparisons are made against
+REFERENCE_METHOD = 'sdpt'
+
+
+def paired_comparisons(rows: Sequence[Dict]) -> List[Dict]:
+    """Per (detector, shift, k) holding SDPT: SDPT's test AP minus each
+    other method's on the same seeds (zero-shot: its one value), the mean
+    difference, its 95 % interval and the verdict."""
+    out = []
+    cells = {}
+    for r in rows:
+        if r.get('AP') is not None:
+            cells.setdefault((r['detector'], r['shift']), []).append(r)
+    for (det, shift), group in cells.items():
+        zero = [r['AP'] for r in group if r['key'] == 'zero_shot']
+        for k in sorted({r['shots'] for r in group
+                         if r['key'] == REFERENCE_METHOD}):
+            mine = {r['seed']: r['AP'] for r in group
+                    if r['key'] == REFERENCE_METHOD and r['shots'] == k}
+            others = dict.fromkeys(r['key'] for r in group
+                                   if r['key'] != REFERENCE_METHOD)
+            for key in others:
+                if key == 'zero_shot':
+                    theirs = {seed: zero[0] for seed in mine}
+                    label = 'zero-shot'
+                else:
+                    theirs = {r['seed']: r['AP'] for r in group
+                              if r['key'] == key and r['shots'] == k}
+                    label = next(r['method'] for r in group
+                                 if r['key'] == key)
+                if not theirs:
+                    continue
+                diff = paired_difference(mine, theirs)
+                out.append(dict(detector=det, shift=shift, shots=k,
+                                method=label, key=key, n=diff.n,
+                                difference=diff.mean, half=diff.half,
+                                verdict=compare_verdict(diff)))
+    return out
+
+
+def comparison_table(comparisons: Sequence[Dict]) -> List[str]:
+    """Markdown lines of :func:`paired_comparisons` (one detector and
+    shift)."""
+    lines = []
+    for c in comparisons:
+        diff = '–' if c['difference'] is None else (
+            f"{c['difference']:+.3f}" + (
+                f" ± {c['half']:.3f}" if c['half'] is not None else ''))
+        lines.append([f"k={c['shots']}", c['method'], str(c['n']), diff,
+                      c['verdict']])
+    return markdown_table(['k', 'SDPT against', 'paired seeds',
+                           'SDPT − it (95 % CI)', 'verdict'], lines)
+
+
 def shift_table(rows: Sequence[Dict], shots_list: Sequence[int]) -> List[str]:
     """Markdown lines: one row per method of one (detector, shift)."""
     shots_list = sorted(shots_list)
@@ -127,7 +204,7 @@ def shift_table(rows: Sequence[Dict], shots_list: Sequence[int]) -> List[str]:
     columns = ['method', 'trainable']
     for k in shots_list:
         columns += [f'AP k={k}', f'lr k={k}']
-    columns += [f'source AP (k={big})', f'AP, fusion removed (k={big})',
+    columns += [f'source AP (k={big})',
                 f'Δ fused features image / text (k={big})']
     lines = []
     for key in dict.fromkeys(r['key'] for r in rows):
@@ -137,14 +214,13 @@ def shift_table(rows: Sequence[Dict], shots_list: Sequence[int]) -> List[str]:
         for k in shots_list:
             at_k = mine if zero else [r for r in mine if r['shots'] == k]
             lrs = sorted({r['lr'] for r in at_k})
-            cells += [_cell(at_k), '–' if zero or not lrs else
+            cells += [_ap_cell(at_k), '–' if zero or not lrs else
                       ', '.join(f'{float(lr):.0e}' for lr in lrs)]
         at_big = mine if zero else [r for r in mine if r['shots'] == big]
         change = ' / '.join(_cell(at_big, f'feature_change_{side}', 2)
                             for side in ('image', 'text'))
         lines.append([mine[0]['method'], f"{int(mine[0]['trainable']):,}",
-                      *cells, _cell(at_big, 'source_AP'),
-                      _cell(at_big, 'no_fusion_AP'), change])
+                      *cells, _cell(at_big, 'source_AP'), change])
     return markdown_table(columns, lines)
 
 
@@ -172,19 +248,27 @@ def _summary(rows: Sequence[Dict], chosen: Sequence[Dict]) -> List[str]:
             f'flat: {flat} cells with every dev AP within {FLAT_DEV_AP}); '
             f'{at_end} are still selected at an end of the learning rates '
             f'they tried.')
-    off = [r['prompts_off_max_diff'] for r in tuned
-           if r.get('prompts_off_max_diff') is not None]
+    off = [r for r in tuned if r.get('prompts_off_max_diff') is not None]
     if off:
+        failed = [r for r in off if r.get('prompts_off_failed')]
+        whole = all(r.get('prompts_off_batches') is not None for r in off)
         lines.append(
-            f'Method switched off: {sum(d == 0 for d in off)} of {len(off)} '
-            f'reported runs that can switch off predict exactly as the base '
-            f'(largest difference {max(off):.3g}).')
+            f'Method switched off: '
+            f'{sum(r["prompts_off_max_diff"] == 0 for r in off)} of '
+            f'{len(off)} reported runs that can switch off predict exactly '
+            f'as the base on ' + ('every test batch' if whole else
+                                  'the first test batch (older runs)') +
+            f' (largest difference '
+            f'{max(r["prompts_off_max_diff"] for r in off):.3g}); '
+            f'{len(failed)} runs had batches that failed.')
     return lines
 
 
 def _markdown(rows: Sequence[Dict], chosen: Sequence[Dict],
               shots_list: Sequence[int], base_meta: Dict[str, Dict]) -> str:
-    lines = []
+    lines = ['AP: test AP, mean over the reported seeds ± the half-width of '
+             'its 95 % confidence interval (n seeds); other columns: mean ± '
+             'std.', '']
     for det_name in dict.fromkeys(r['detector'] for r in chosen):
         meta = base_meta.get(det_name) or {}
         src = (meta.get('source_val') or {}).get('AP')
@@ -202,6 +286,21 @@ def _markdown(rows: Sequence[Dict], chosen: Sequence[Dict],
             if oracle:
                 lines += ['', f'Text-side oracle (the base with the names it '
                           f'learnt for these objects): AP {oracle[0]:.3f}.']
+            no_fusion = [r['no_fusion_AP'] for r in group
+                         if r['key'] == 'zero_shot'
+                         and r.get('no_fusion_AP') is not None]
+            if no_fusion:
+                lines += ['', f'The base with its image-text fusion '
+                          f'residual removed: AP {no_fusion[0]:.3f} (a '
+                          f'property of the base on this shift; a method '
+                          f'acting inside that residual gets the same AP '
+                          f'with it removed, by construction).']
+            comparisons = paired_comparisons(group)
+            if comparisons:
+                lines += ['', 'SDPT against each method, paired on the '
+                          'same seeds (higher / lower only where the '
+                          'interval excludes zero):', '']
+                lines += comparison_table(comparisons)
         lines.append('')
     return '\n'.join(lines + _summary(rows, chosen)) + '\n'
 

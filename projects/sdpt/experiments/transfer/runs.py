@@ -30,7 +30,7 @@ from ...evaluation.diagnostics import (
     fused_feature_change,
     fusion_residual_removed,
     loss_flatness,
-    prompts_off_difference,
+    prompts_off_check,
 )
 from ...evaluation.statistics import pick_metrics
 from ...methods.trainable import trainable_parameter_report
@@ -99,11 +99,6 @@ def _base_detector(cfg):
     load_checkpoint(base, cfg.load_from, map_location='cpu',
                     logger='silent')
     return base.eval()
-
-
-def _first_batch(runner, loader):
-    dataloader = runner.build_dataloader(copy.deepcopy(loader))
-    return next(iter(dataloader))
 
 
 def _source_and_fusion(runner, cfg, root: str) -> Dict:
@@ -176,15 +171,20 @@ def _trained_metrics(runner, cfg, root: str, work_dir: str) -> Dict:
         **_source_and_fusion(runner, cfg, root))
     model = runner.model.eval()
     base = _base_detector(cfg)
-    batch = _first_batch(runner, cfg.test_dataloader)
-    change = fused_feature_change(model, base, batch)
+    test_batches = runner.build_dataloader(copy.deepcopy(
+        cfg.test_dataloader))
+    change = fused_feature_change(model, base, next(iter(test_batches)))
     cost = read_json(osp.join(work_dir, 'train_cost.json'), {})
+    # With detector parameters trained too, "off" is not the base.
+    off = None if cfg.model.extra_trainable else prompts_off_check(
+        model, base, test_batches)
     out.update(
         feature_change_image=change['image'],
         feature_change_text=change['text'],
-        # With detector parameters trained too, "off" is not the base.
-        prompts_off_max_diff=None if cfg.model.extra_trainable else
-        prompts_off_difference(model, base, batch),
+        prompts_off_max_diff=off and off['max_diff'],
+        prompts_off_batches=off and off['batches'],
+        prompts_off_failed=off and off['failed'],
+        prompts_off_error=off and off['first_error'],
         grad_norm_first_step=grad_norms[0] if grad_norms else None,
         loss_first=losses[0] if losses else None,
         loss_last=losses[-1] if losses else None,
@@ -218,7 +218,7 @@ def tune(task: GridTask) -> Dict:
         if lr is None:
             raise RuntimeError('no learning-rate run finished to select from')
     cfg = _run_config(task, seed=seed)
-    apply_method(cfg, det, method)
+    apply_method(cfg, det, method, a.get('weight_decay', 'recipe'))
     apply_shift(cfg, a['root'], shift, shots, seed)
     cfg.optim_wrapper.optimizer.lr = lr
     schedule = a.get('schedule', DEFAULT_SCHEDULE)
@@ -232,7 +232,9 @@ def tune(task: GridTask) -> Dict:
         detector=DETECTOR_NAMES[det], shift=shift,
         method=cfg.experiment['method'], key=method, shots=shots, seed=seed,
         lr=lr, recipe_lr=recipe, selected='candidates' in a,
-        edge='edge_of' in a, schedule=schedule)
+        edge='edge_of' in a, schedule=schedule,
+        role=a.get('role', 'report'),
+        weight_decay=cfg.optim_wrapper.optimizer.weight_decay)
     runner = Runner.from_cfg(cfg)
     try:
         runner.train()
