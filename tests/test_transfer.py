@@ -1047,7 +1047,9 @@ def test_tool_pretrains_tunes_diagnoses_reports_and_skips(tmp_path):
     assert '| zero-shot | 0 |' in table
     assert '| SDPT | 32,768 |' in table and f'| {chosen:.0e} |' in table
     assert 'Text-side oracle (the base with the names it learnt' in table
-    assert 'Method switched off: 2 of 2 reported runs' in table
+    assert 'Method switched off: 1 of 1 reported runs that can switch off ' \
+        'predict exactly as the base on every test batch' in table
+    assert '| k=1 | zero-shot | 1 |' in table  # SDPT against zero-shot
     assert 'Learning rates: 1 of 1 cells went past the end' in table
     assert (runs / 'ap_vs_trainable_vocabulary.png').stat().st_size > 0
 
