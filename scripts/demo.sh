@@ -2,8 +2,10 @@
 # Set up the environment (only what is missing), then the offline demo.
 #   scripts/demo.sh              the transfer suite's demo subset: the shipped tiny
 #                                Grounding DINO base, the realignment shift at k=10,
-#                                zero-shot vs SDPT vs CoOp text prompts at the learning
-#                                rates the suite selected, 2 seeds (about 2 min on 2 cores)
+#                                zero-shot vs SDPT vs CoOp text prompts at fixed learning
+#                                rates, 3 seeds, the suite's protocol (pinned numerics,
+#                                warm-up + cosine); about 8 min on 2 cores
+#   NUMERICS=aten-default scripts/demo.sh   the same with perturbed arithmetic
 #   DEMO=glip scripts/demo.sh    the pipeline on the tiny GLIP with a random base
 #   DEMO=gdino scripts/demo.sh   the same on the tiny Grounding DINO
 set -euo pipefail
@@ -14,10 +16,13 @@ py="${VENV:-$repo/.venv}/bin/python"
 export PYTHONWARNINGS=ignore
 demo="${DEMO:-transfer}"
 if [ "$demo" = transfer ]; then
+  numerics="${NUMERICS:-pinned}"
+  work="work_dirs/transfer_demo"
+  [ "$numerics" = pinned ] || work="work_dirs/transfer_demo_$numerics"
   "$py" tools/transfer_benchmark.py --detectors gdino --shifts realignment \
-      --methods zero_shot sdpt text --shots 10 --seeds 3 30 \
-      --lr sdpt=1 text=0.01 --workers 2 --work-dir work_dirs/transfer_demo
-  echo "demo done: table in work_dirs/transfer_demo/transfer.md"
+      --methods zero_shot sdpt text --shots 10 --seeds 3 30 300 \
+      --lr sdpt=1 text=0.01 --workers 2 --numerics "$numerics" --work-dir "$work"
+  echo "demo done: table in $work/transfer.md"
   exit 0
 fi
 config="configs/demo/sdpt_${demo}_tiny_demo.py"
