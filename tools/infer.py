@@ -29,7 +29,7 @@ import _bootstrap  # noqa: F401
 
 from mmengine.config import DictAction
 
-from projects.sdpt.cli import name_value_pairs, user_errors
+from projects.sdpt.cli import parse_tasks, user_errors
 from projects.sdpt.inference import PromptInferencer
 from projects.sdpt.inference.inferencer import NoClassNamesError
 from projects.sdpt.inference.prompt_bank import PromptBankError
@@ -72,9 +72,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    tasks = name_value_pairs(args.task, '--task')
-    task_texts = {k: v.split(',') for k, v in
-                  name_value_pairs(args.task_texts, '--task-texts').items()}
+    tasks, task_texts = parse_tasks(args.task, args.task_texts)
     if args.batch_size < 1:
         raise SystemExit('--batch-size must be >= 1')
     inputs = args.inputs

@@ -25,7 +25,7 @@ import _bootstrap  # noqa: F401
 
 from mmengine.config import DictAction
 
-from projects.sdpt.cli import name_value_pairs, user_errors
+from projects.sdpt.cli import import_optional, parse_tasks, user_errors
 from projects.sdpt.inference import PromptInferencer
 from projects.sdpt.inference.prompt_bank import PromptBankError
 from projects.sdpt.serving.service import (
@@ -34,13 +34,7 @@ from projects.sdpt.serving.service import (
     ServiceError,
 )
 
-try:
-    from projects.sdpt.serving.app import build_app
-except ModuleNotFoundError as err:
-    if err.name not in ('gradio', 'gradio_client'):
-        raise
-    raise SystemExit(f'tools/serve.py needs {err.name}: pip install -r '
-                     f'requirements-serve.txt') from None
+app_module = import_optional('projects.sdpt.serving.app', 'tools/serve.py')
 
 
 def parse_args(argv=None):
@@ -79,13 +73,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    tasks = name_value_pairs(args.task, '--task')
-    task_texts = {k: v.split(',') for k, v in
-                  name_value_pairs(args.task_texts, '--task-texts').items()}
-    unknown = sorted(set(task_texts) - set(tasks))
-    if unknown:
-        raise SystemExit(f'--task-texts {unknown[0]}: no --task of that '
-                         f'name (tasks: {", ".join(tasks)}).')
+    tasks, task_texts = parse_tasks(args.task, args.task_texts)
     try:
         with user_errors():
             inferencer = PromptInferencer.from_files(
@@ -99,7 +87,7 @@ def main(argv=None):
     except (PromptBankError, ServiceError, FileNotFoundError,
             ValueError) as err:
         raise SystemExit(f'{type(err).__name__}: {err}') from None
-    app = build_app(service, queue_size=args.queue_size,
+    app = app_module.build_app(service, queue_size=args.queue_size,
                     max_batch_requests=args.max_batch_requests)
     print(f'serving {len(service.tasks)} task(s) '
           f'({", ".join(service.tasks)}) on base {service.fingerprint}: '

@@ -18,20 +18,11 @@ import tempfile
 
 import _bootstrap  # noqa: F401
 
-from projects.sdpt.cli import name_value_pairs
+from projects.sdpt.cli import import_optional, name_value_pairs
 from projects.sdpt.utils.io import atomic_write_json
 
-try:
-    from projects.sdpt.serving.load_test import (
-        LoadCase,
-        ServerProcess,
-        run_load_test,
-    )
-except ModuleNotFoundError as err:
-    if err.name not in ('gradio', 'gradio_client'):
-        raise
-    raise SystemExit(f'tools/serve_load_test.py needs {err.name}: pip '
-                     f'install -r requirements-serve.txt') from None
+load_test = import_optional('projects.sdpt.serving.load_test',
+                            'tools/serve_load_test.py')
 
 
 def parse_args(argv=None):
@@ -63,14 +54,14 @@ def main(argv=None):
     if args.base_weights:
         serve += ['--base-weights', args.base_weights]
     serve += args.serve_args
-    cases = [LoadCase(task, image) for image in args.images
+    cases = [load_test.LoadCase(task, image) for image in args.images
              for task in tasks]
     log = tempfile.NamedTemporaryFile(prefix='serve_', suffix='.log',
                                       delete=False).name
-    with ServerProcess(serve, log_path=log) as server:
+    with load_test.ServerProcess(serve, log_path=log) as server:
         print(f'starting the server (log: {log})', flush=True)
         url = server.wait_ready()
-        reports = run_load_test(
+        reports = load_test.run_load_test(
             url, cases, clients=args.clients, rounds=args.rounds,
             score_thr=args.score_thr,
             progress=lambda text: print(f'\r{text}   ', end='',

@@ -13,13 +13,10 @@ import sys
 
 import _bootstrap  # noqa: F401
 
-try:
-    from projects.sdpt.serving.browser import detect_in_browser
-except ModuleNotFoundError as err:
-    if err.name != 'playwright':
-        raise
-    raise SystemExit('tools/serve_screenshot.py needs playwright: pip '
-                     'install -r requirements-serve.txt') from None
+from projects.sdpt.cli import import_optional
+
+browser = import_optional('projects.sdpt.serving.browser',
+                          'tools/serve_screenshot.py')
 
 
 def parse_args(argv=None):
@@ -39,7 +36,7 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     try:
-        page = detect_in_browser(args.url, args.task, args.images,
+        page = browser.detect_in_browser(args.url, args.task, args.images,
                                  classes=args.classes,
                                  score_thr=args.score_thr,
                                  screenshot=args.out)

@@ -2,6 +2,7 @@
 runs, missing weights, the training data check, a prompt card as text, and
 the project's known failures as one clear message."""
 import contextlib
+import importlib
 import os
 import os.path as osp
 import urllib.error
@@ -38,6 +39,40 @@ def name_value_pairs(items, option, names=None, cast=str) -> dict:
             raise SystemExit(f'error: {option} {item!r}: expected '
                              f'NAME=VALUE{allowed}') from None
     return pairs
+
+
+def parse_tasks(task_items, text_items):
+    """``--task NAME=CKPT`` and ``--task-texts NAME=a,b`` items as
+    ``({name: checkpoint}, {name: [class names]})``; a ``--task-texts`` of
+    no ``--task`` exits with a message."""
+    tasks = name_value_pairs(task_items, '--task')
+    texts = {name: value.split(',') for name, value in
+             name_value_pairs(text_items, '--task-texts').items()}
+    unknown = sorted(set(texts) - set(tasks))
+    if unknown:
+        raise SystemExit(f'--task-texts {unknown[0]}: no --task of that '
+                         f'name (tasks: {", ".join(tasks) or "none"}).')
+    return tasks, texts
+
+
+#: The optional requirements file of the serving modules' dependencies.
+OPTIONAL_REQUIREMENTS = {'gradio': 'requirements-serve.txt',
+                         'gradio_client': 'requirements-serve.txt',
+                         'playwright': 'requirements-serve.txt'}
+
+
+def import_optional(module: str, tool: str):
+    """``importlib.import_module(module)``; a module of the package that
+    needs an optional dependency which is not installed exits with what to
+    install instead of a traceback."""
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as err:
+        missing = (err.name or '').split('.')[0]
+        if missing not in OPTIONAL_REQUIREMENTS:
+            raise
+        raise SystemExit(f'{tool} needs {missing}: pip install -r '
+                         f'{OPTIONAL_REQUIREMENTS[missing]}') from None
 
 
 def default_work_dir(config_path, cfg=None):
