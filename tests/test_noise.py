@@ -1,6 +1,7 @@
 """The noise study's table (projects/sdpt/experiments/noise.py): spread over
 seeds beside the spread under perturbed numerics, from work dirs of one
 protocol each."""
+import json
 import os.path as osp
 
 import pytest
@@ -42,6 +43,9 @@ def test_spread_over_seeds_beside_spread_under_perturbation(tmp_path):
     markdown = write_noise_report([pinned, perturbed], str(tmp_path / 'out'))
     assert markdown.count('\n') == 3
     assert (tmp_path / 'out' / 'noise.csv').read_text().count('\n') == 6
+    assert json.loads((tmp_path / 'out' / 'noise.json').read_text()) == \
+        {'methods': {'SDPT': {'lr': '1', 'constant': {
+            'seeds': '0.800 ± 0.100', 'perturbed_max': '0.100'}}}}
 
 
 def test_a_work_dir_without_a_protocol_is_refused(tmp_path):

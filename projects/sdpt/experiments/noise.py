@@ -23,7 +23,7 @@ from collections import defaultdict
 from typing import Dict, List, Sequence
 
 from ..evaluation.statistics import format_mean_std, mean_std
-from ..utils.io import atomic_write_text, read_json
+from ..utils.io import atomic_write_json, atomic_write_text, read_json
 from .results import csv_text, markdown_table
 from .transfer.plan import PROTOCOL_FILE
 
@@ -83,9 +83,23 @@ def noise_table(rows: Sequence[Dict]) -> List[Dict]:
     return table
 
 
+def noise_summary(table: Sequence[Dict]) -> Dict:
+    """``{'methods': {method: {'lr': its lr, schedule: {'seeds': mean ±
+    std of the pinned runs, 'perturbed_max': largest change}}}}``, for the
+    tables of the documentation."""
+    methods: Dict = {}
+    for record in table:
+        entry = methods.setdefault(record['method'], {})
+        entry['lr'] = f"{float(record['lr']):g}"
+        entry[record['schedule']] = dict(
+            seeds=record.get(f'AP {REFERENCE}', '-'),
+            perturbed_max=record['perturbed - pinned, max abs'])
+    return dict(methods=methods)
+
+
 def write_noise_report(work_dirs: Sequence[str], out_dir: str) -> str:
-    """``noise.md`` and ``noise.csv`` (every run) in ``out_dir``; returns
-    the markdown."""
+    """``noise.md``, ``noise.json`` (:func:`noise_summary`) and
+    ``noise.csv`` (every run) in ``out_dir``; returns the markdown."""
     rows = noise_rows(work_dirs)
     if not rows:
         raise ValueError('no finished tuned run in ' + ', '.join(work_dirs))
@@ -95,6 +109,7 @@ def write_noise_report(work_dirs: Sequence[str], out_dir: str) -> str:
         columns, [[str(r.get(c, '-')) for c in columns] for r in table])
     markdown = '\n'.join(lines) + '\n'
     atomic_write_text(osp.join(out_dir, 'noise.md'), markdown)
+    atomic_write_json(noise_summary(table), osp.join(out_dir, 'noise.json'))
     runs = sorted(rows, key=lambda r: (r['schedule'], r['method'],
                                        r['numerics'], r['seed']))
     atomic_write_text(osp.join(out_dir, 'noise.csv'), csv_text(
