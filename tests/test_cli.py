@@ -2,11 +2,14 @@
 bad checkpoints, a missing text encoder or base weights and a broken
 training set each give one message and exit status 1, no stack trace; bad
 data stops a training run before it starts."""
+import importlib
 import json
 import time
 
 import pytest
 from helpers import DEMO_CONFIGS, run
+
+from projects.sdpt.cli import import_optional, name_value_pairs, parse_tasks
 
 GLIP = DEMO_CONFIGS['glip']
 pytestmark = pytest.mark.slow  # every test runs a tool
@@ -68,3 +71,39 @@ def test_training_on_broken_annotations_stops_before_it_starts(
     assert 'ERROR [missing-image]' in res.out and 'gone.png' in res.out
     assert 'Iter(train)' not in res.out and '--skip-data-check' in res.out
     assert time.monotonic() - start < 120
+
+
+def test_name_value_items_and_tasks_are_parsed_or_refused():
+    assert name_value_pairs(['a=1', 'b=x=y'], '--lr') == {'a': '1',
+                                                         'b': 'x=y'}
+    assert name_value_pairs(['sdpt=0.5'], '--lr', {'sdpt'}, float) == {
+        'sdpt': 0.5}
+    for bad in ('a', '=1', 'a=', 'text=0.1'):
+        with pytest.raises(SystemExit, match='expected NAME=VALUE'):
+            name_value_pairs([bad], '--lr', {'a', 'sdpt'} if bad ==
+                             'text=0.1' else None)
+    with pytest.raises(SystemExit, match="'sdpt=x'"):
+        name_value_pairs(['sdpt=x'], '--lr', None, float)
+    assert parse_tasks(['pets=p.pth', 'tools=t.pth'], ['pets=cat,dog']) == (
+        {'pets': 'p.pth', 'tools': 't.pth'}, {'pets': ['cat', 'dog']})
+    with pytest.raises(SystemExit, match='--task-texts cars: no --task'):
+        parse_tasks(['pets=p.pth'], ['cars=car'])
+
+
+def test_an_optional_dependency_missing_says_what_to_install(monkeypatch):
+    assert import_optional('json', 'tools/x.py') is json
+
+    def missing(name):
+        raise ModuleNotFoundError("No module named 'gradio'", name='gradio')
+
+    monkeypatch.setattr(importlib, 'import_module', missing)
+    with pytest.raises(SystemExit, match='tools/serve.py needs gradio: pip '
+                       'install -r requirements-serve.txt'):
+        import_optional('projects.sdpt.serving.app', 'tools/serve.py')
+
+    def other(name):
+        raise ModuleNotFoundError("No module named 'numpyy'", name='numpyy')
+
+    monkeypatch.setattr(importlib, 'import_module', other)
+    with pytest.raises(ModuleNotFoundError):
+        import_optional('projects.sdpt.serving.app', 'tools/serve.py')
