@@ -49,6 +49,9 @@ def _trained(name, demo_root, method, root):
     cfg.dump(config)
     torch.manual_seed(0)
     model = MODELS.build(copy.deepcopy(cfg.model))
+    # Without it, parameters that only init_weights fills (level_embed) keep
+    # whatever torch.empty found, NaN included, and the comparisons flake.
+    model.init_weights()
     base = save_base_weights(model, root / 'base.pth')
     perturb_zero_initialised(model.prompt_tuning)
     with torch.no_grad():
