@@ -161,6 +161,8 @@ METHODS = {
                       projections=['v_proj', 'out_l_proj'], head=True),
     'fusion_adapter': dict(type='FusionBottleneckAdapter', bottleneck=8),
     'maple': dict(type='MaPLePrompt', num_context=2, stages=2),
+    'class_features': dict(type='LearnedClassFeatures', num_tokens=2,
+                           classes=SHAPES),
 }
 
 

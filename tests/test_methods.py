@@ -109,7 +109,7 @@ def test_training_changes_only_the_method_parameters(name, method,
 @pytest.mark.slow
 @pytest.mark.parametrize('method', [
     'text_per_class', 'visual', 'dpt', 'language_prompt', 'lora_head',
-    'fusion_adapter', 'maple'
+    'fusion_adapter', 'maple', 'class_features'
 ])
 @pytest.mark.parametrize('name', DETECTORS)
 def test_batch_of_two_gives_each_image_its_predictions_alone(
@@ -149,13 +149,15 @@ def _tie_groups(scores, labels, boxes, tol=1e-4):
 SIZE_OPTION = {
     'text': 'num_context', 'visual': 'num_tokens',
     'independent_dual': 'num_tokens', 'language_prompt': 'num_positions',
-    'lora': 'rank', 'fusion_adapter': 'bottleneck', 'maple': 'num_context'
+    'lora': 'rank', 'fusion_adapter': 'bottleneck', 'maple': 'num_context',
+    'class_features': 'num_tokens'
 }
 
 
 @pytest.mark.parametrize('method', [
     'text', 'visual', 'dpt', 'independent_dual', 'language_prompt',
-    'linear_probe', 'bitfit', 'lora', 'fusion_adapter', 'maple'
+    'linear_probe', 'bitfit', 'lora', 'fusion_adapter', 'maple',
+    'class_features'
 ])
 def test_checkpoint_holds_only_the_method_and_refuses_other_methods(
         method, demo_root):

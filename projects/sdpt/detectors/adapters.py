@@ -118,16 +118,21 @@ class DetectorAdapter:
 
     # Both detectors embed text with mmdet's ``BertModel`` and see images
     # through mmdet's ``SwinTransformer`` (in every released config).
-    def text_input_embeddings(self, detector: nn.Module) -> nn.Embedding:
-        """The word embedding table of the text encoder."""
-        try:
-            hf_model = detector.language_model.language_backbone.body.model
-        except AttributeError:
+    def text_encoder(self, detector: nn.Module) -> nn.Module:
+        """mmdet's ``BertEncoder``: token ids in (its input dict), the
+        ``embedded`` / ``hidden`` features the detectors read out."""
+        backbone = getattr(getattr(detector, 'language_model', None),
+                           'language_backbone', None)
+        encoder = getattr(backbone, 'body', None)
+        if not hasattr(encoder, 'model'):
             raise TypeError(
                 f'{self.detector_name}: text prompts need mmdet\'s BertModel '
-                f'as model.detector.language_model (type=\'BertModel\').'
-            ) from None
-        return hf_model.get_input_embeddings()
+                f'as model.detector.language_model (type=\'BertModel\').')
+        return encoder
+
+    def text_input_embeddings(self, detector: nn.Module) -> nn.Embedding:
+        """The word embedding table of the text encoder."""
+        return self.text_encoder(detector).model.get_input_embeddings()
 
     def text_width(self, detector: nn.Module) -> int:
         """Width of the text encoder's output features."""

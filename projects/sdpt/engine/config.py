@@ -2,7 +2,9 @@
 ``--cfg-options``, the benchmark settings filled in and the base weights
 remembered."""
 import os.path as osp
+from typing import Tuple
 
+from mmdet.registry import DATASETS
 from mmengine.config import Config
 
 from ..datasets.benchmark_settings import BenchmarkError, apply_benchmark
@@ -31,7 +33,46 @@ def load_config(path, cfg_options=None):
     # load_from: prompt checkpoints are completed with them on load.
     if cfg.get('base_weights') is None and cfg.get('load_from'):
         cfg.base_weights = cfg.load_from
+    try:
+        fill_prompt_classes(cfg)
+    except ValueError as e:
+        raise SystemExit(f'{path}: {e}')
     return cfg
+
+
+def fill_prompt_classes(cfg) -> None:
+    """``model.prompt.classes = None`` (methods with vectors per class):
+    the training set's class names, in label order, in place."""
+    prompt = cfg.get('model', {}).get('prompt')
+    if not isinstance(prompt, dict) or 'classes' not in prompt or \
+            prompt['classes'] is not None:
+        return
+    dataset = cfg.get('train_dataloader', {}).get('dataset')
+    if dataset is None:
+        raise ValueError(
+            'model.prompt.classes=None takes the training set\'s classes, '
+            'and the config has no train_dataloader.dataset: give '
+            'model.prompt.classes=(...).')
+    prompt['classes'] = dataset_classes(dataset)
+
+
+def dataset_classes(dataset: dict) -> Tuple[str, ...]:
+    """The class names of a dataset config: its ``metainfo.classes``, a
+    wrapped dataset's, or its dataset class's default (``METAINFO``)."""
+    classes = (dataset.get('metainfo') or {}).get('classes')
+    if classes:
+        return tuple(classes)
+    if dataset.get('dataset') is not None:  # RepeatDataset, ClassBalanced..
+        return dataset_classes(dataset['dataset'])
+    dataset_type = DATASETS.get(dataset.get('type'))
+    classes = getattr(dataset_type, 'METAINFO', {}).get('classes')
+    if not classes:
+        raise ValueError(
+            f'model.prompt.classes=None takes the training set\'s classes; '
+            f'train_dataloader.dataset ({dataset.get("type")}) names none: '
+            f'set its metainfo=dict(classes=(...)) or '
+            f'model.prompt.classes=(...).')
+    return tuple(classes)
 
 
 def classes_as_tuples(node) -> None:

@@ -24,7 +24,8 @@ Methods that support mixed-task batches: those whose
 ``TextContextPrompt`` with shared context (per caption context vectors).
 The others change the detector's computation for the whole batch (LoRA,
 adapters, BitFit, linear probing, visual prompts in the backbone, DPT,
-MaPLe, the language prompt offset) and are refused with the reason.
+MaPLe, the language prompt offset) or tie their vectors to one class list
+(learned class features) and are refused with the reason.
 
 mmdet's Grounding DINO lets the captions of a batch change each other's
 results: image queries attend to text padding, and the encoder's text layers

@@ -11,6 +11,7 @@ from mmdet.registry import MODELS
 from .base import DetectorSubsetMethod, PromptMethod, ReplacedMethod
 from .bitfit import BitFit
 from .bottleneck_adapter import BottleneckAdapter, FusionBottleneckAdapter
+from .class_features import LearnedClassFeatures
 from .dpt import ClassAwareVisualPrompt, DPTPrompt
 from .fusion_prompt import FusionPromptMethod
 from .independent_dual import IndependentDualPrompt
@@ -18,6 +19,7 @@ from .language_prompt import LanguagePromptOffset
 from .linear_probe import LinearProbing
 from .lora import LoRA
 from .maple import MaPLePrompt
+from .placeholder_captions import PlaceholderCaptionMethod
 from .prompted_attention import prompted_bi_attention
 from .sdpt import InverseProjection, SDPTPrompt, UnifiedPrototypePrompt
 from .text_prompt import TextContextPrompt
@@ -45,6 +47,7 @@ __all__ = [
     'TextContextPrompt', 'VisualDeepPrompt', 'DPTPrompt',
     'ClassAwareVisualPrompt', 'LanguagePromptOffset', 'LinearProbing',
     'BitFit', 'LoRA', 'FusionBottleneckAdapter', 'BottleneckAdapter',
-    'MaPLePrompt', 'registered_methods', 'METHOD_ATTR',
+    'MaPLePrompt', 'LearnedClassFeatures', 'PlaceholderCaptionMethod',
+    'registered_methods', 'METHOD_ATTR',
     'allowed_trainable_names', 'trainable_parameter_report'
 ]

@@ -30,6 +30,11 @@ class PromptMethod(nn.Module):
     #: (they change how the parameters are used, not which exist)
     LOOSE_SIGNATURE_FIELDS = ('mode', )
 
+    #: why a prompt bank may not mix tasks in one forward: what the default
+    #: :meth:`mixed_task_support` answers (methods that can override it)
+    mixed_task_refusal = ('its parameters change the detector\'s '
+                          'computation for the whole batch, not per image')
+
     def __init__(self):
         super().__init__()
         self._enabled = True
@@ -45,8 +50,7 @@ class PromptMethod(nn.Module):
         """None when a prompt bank may run images of different tasks in one
         forward, each with its task's parameters (the method reads them
         from :attr:`task_batch`); else why not, for the refusal message."""
-        return ('its parameters change the detector\'s computation for the '
-                'whole batch, not per image')
+        return self.mixed_task_refusal
 
     @contextlib.contextmanager
     def parameters_of(self, scope, parameters: Dict):

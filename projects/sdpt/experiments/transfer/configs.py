@@ -8,6 +8,7 @@ from typing import List, Optional, Sequence
 from mmengine.config import Config
 
 from ...datasets.synthetic.corpus import SHIFTS, shift_dir
+from ...engine.config import fill_prompt_classes
 from ...utils.paths import REPO_ROOT
 from ..ablations import ABLATIONS, apply_ablation, variant_base
 from ..zoo import zoo_config, zoo_methods
@@ -122,4 +123,6 @@ def apply_shift(cfg, root: str, shift: str, shots: int, seed: int):
     cfg.test_dataloader, cfg.test_evaluator = split_loader(
         cfg, data_root, classes, 'test')
     cfg.shots, cfg.seed = shots, seed
+    # methods with vectors per class (classes=None) get the shift's
+    fill_prompt_classes(cfg)
     return cfg
