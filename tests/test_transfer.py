@@ -783,7 +783,8 @@ def test_report_tables_follow_the_zoo_not_the_run_order(tmp_path):
         '**realignment**')
 
 
-def _tasks(tmp_path, base_exists=True, fixed_lrs=None, seeds=(3, 30, 300)):
+def _tasks(tmp_path, base_exists=True, fixed_lrs=None, seeds=(3, 30, 300),
+           extra_seeds=()):
     base = tmp_path / 'base.pth'
     if base_exists:
         base.write_bytes(b'')
@@ -792,6 +793,7 @@ def _tasks(tmp_path, base_exists=True, fixed_lrs=None, seeds=(3, 30, 300)):
         methods=['zero_shot', 'sdpt'], root=str(tmp_path / 'corpus'),
         work_root=str(tmp_path / 'runs'), bases={'gdino': str(base)},
         pretrain_iters={'gdino': 7}, shots=[1], seeds=list(seeds),
+        extra_seeds=list(extra_seeds),
         lr_factors=[0.1, 1.0, 10.0], fixed_lrs=fixed_lrs or {}, iters=2))
 
 
@@ -846,6 +848,58 @@ def test_make_tasks_select_on_their_own_seeds_then_run_the_reported_ones(
             assert (t.args['iters'], t.args['shots']) == (2, 1)
             assert t.args['weight_decay'] == 'shared'
             assert t.result_file == osp.join(t.work_dir, 'metrics.json')
+
+
+def test_extra_seeds_run_only_where_the_interval_is_too_wide(tmp_path):
+    """A cell's extra seeds: the selected setting, after the reported seeds,
+    named as reported; each trains only when the reported seeds' interval is
+    wider than the target, and a cached decision is checked again."""
+    tasks = _tasks(tmp_path, extra_seeds=(7, 70))
+    mine = [t for t in tasks if t.args.get('shift') == 'vocabulary'
+            and t.args.get('method') == 'sdpt']
+    reported = [t for t in mine if t.args.get('role') != 'selection'
+                and 'widen_of' not in t.args]
+    extra = [t for t in mine if 'widen_of' in t.args]
+    assert [t.args['seed'] for t in extra] == [7, 70]
+    for t in extra:
+        assert t.name.endswith(f'k1_seed{t.args["seed"]}_selected')
+        assert t.args['widen_of'] == [r.result_file for r in reported]
+        assert t.args['candidates'] == reported[0].args['candidates']
+        assert set(t.after) >= {r.name for r in reported} | set(
+            reported[0].after)
+        assert t.recheck == RECHECK
+    fixed = [t for t in _tasks(tmp_path, fixed_lrs={'sdpt': 0.05},
+                               extra_seeds=(7, ))
+             if 'widen_of' in t.args]
+    assert len(fixed) == 2 and all(t.args['lr'] == 0.05 for t in fixed)
+    assert fixed[0].name.endswith('k1_seed7_lr0.05')
+    # decisions from the reported seeds' test APs
+    args = dict(det='gdino', shift='vocabulary', method='sdpt', shots=1,
+                seed=7, iters=2, root=str(tmp_path), base='missing.pth',
+                target_half_width=0.03, lr=0.05)
+    narrow = []
+    for i, ap in enumerate((0.50, 0.51, 0.50)):
+        narrow.append(str(tmp_path / f'narrow{i}.json'))
+        atomic_write_json(dict(AP=ap), narrow[-1])
+    task = GridTask('x', str(tmp_path / 'x'), 'x:tune',
+                    dict(args, widen_of=narrow))
+    result = tune(task)
+    assert result['lr'] is None and 'narrow enough' in result['skipped']
+    assert not (tmp_path / 'x').exists()
+    assert cached_run_holds(task, result)
+    assert not cached_run_holds(task, _row(0.05, 0.5, seed=7))
+    wide = []
+    for i, ap in enumerate((0.2, 0.6, 0.4)):
+        wide.append(str(tmp_path / f'wide{i}.json'))
+        atomic_write_json(dict(AP=ap), wide[-1])
+    task = GridTask('x', str(tmp_path / 'x'), 'x:tune',
+                    dict(args, widen_of=wide))
+    assert not cached_run_holds(task, result)
+    assert cached_run_holds(task, _row(0.05, 0.5, seed=7))
+    assert not cached_run_holds(
+        GridTask('x', str(tmp_path / 'x'), 'x:tune',
+                 dict(args, widen_of=wide + [str(tmp_path / 'none.json')])),
+        _row(0.05, 0.5, seed=7))
 
 
 def test_make_tasks_with_a_fixed_lr_selects_nothing(tmp_path):

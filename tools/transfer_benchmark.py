@@ -4,21 +4,25 @@ tuned under one protocol (learning-rate grid, selection on dev, seeds).
     python tools/transfer_benchmark.py [--detectors gdino glip] \\
         [--shifts vocabulary composition appearance realignment] \\
         [--methods zero_shot sdpt text ...] [--shots 1 10] \\
-        [--seeds 3 30 300] [--lr-factors 0.1 1 10] [--lr-edge-steps 2] \\
-        [--lr sdpt=0.1] \\
-        [--iters 200] [--workers 2] [--pretrain] \\
+        [--selection-seeds 1 2] [--seeds 3 30 300 3000 30000] \\
+        [--extra-seeds 7 70 700 7000 70000] [--target-half-width 0.03] \\
+        [--lr-factors 0.1 1 10] [--lr-edge-steps 2] [--lr sdpt=0.1] \\
+        [--iters 200] [--schedule cosine] [--numerics pinned] \\
+        [--weight-decay shared] [--workers 2] [--pretrain] \\
         [--root data/synthetic] [--work-dir work_dirs/transfer]
 
 Tunes from the shipped bases (checkpoints/synthetic/; --pretrain trains them
 again, deterministically, into WORK_DIR/bases/), writes the corpus and its
-few-shot splits, runs every (method, shift, k): each learning rate on the
-first seed (one log step past the grid's end, up to --lr-edge-steps times,
-where the best dev AP sits there), the one best on dev on the other seeds,
-and writes transfer.md / .csv and one ap_vs_trainable_<shift>.png per shift
-to WORK_DIR. Finished runs are skipped. --report-only trains nothing: it
-writes the report from the finished cells of the requested suite (e.g. while
-another process runs the rest). See projects/sdpt/experiments/transfer/
-for the protocol.
+few-shot splits, runs every (method, shift, k): each learning rate of the
+grid on every selection seed (one log step past the grid's end, up to
+--lr-edge-steps times, where the best mean dev AP sits there), then the one
+best on the selection seeds' mean dev AP on the reported seeds (and on the
+extra seeds where their 95% interval is wider than the target), and writes
+transfer.md / .csv (mean test AP with its 95% interval, paired differences
+to SDPT) and one ap_vs_trainable_<shift>.png per shift to WORK_DIR. Finished
+runs are skipped. --report-only trains nothing: it writes the report from
+the finished cells of the requested suite (e.g. while another process runs
+the rest). See projects/sdpt/experiments/transfer/ for the protocol.
 """
 import argparse
 import os
@@ -81,6 +85,15 @@ def parse_args(argv=None):
                         default=list(protocol.DEFAULT_SELECTION_SEEDS),
                         help='the seeds the learning rates are tried on '
                         '(mean dev AP; never reported)')
+    parser.add_argument('--extra-seeds', nargs='*', type=int,
+                        default=list(protocol.DEFAULT_EXTRA_SEEDS),
+                        help='reported seeds added to a cell whose 95%% '
+                        'interval over --seeds is wider than '
+                        '--target-half-width (none: never)')
+    parser.add_argument('--target-half-width', type=float,
+                        default=protocol.TARGET_HALF_WIDTH,
+                        help='the test-AP interval half-width a cell aims '
+                        'at')
     parser.add_argument('--weight-decay', choices=WEIGHT_DECAY_RULES,
                         default=DEFAULT_WEIGHT_DECAY_RULE,
                         help=f'{SHARED_WEIGHT_DECAY} for every method '
@@ -132,12 +145,19 @@ def main(argv=None):
         pretrain_iters=iters, shots=args.shots, seeds=args.seeds,
         lr_factors=args.lr_factors, fixed_lrs=fixed_lrs, iters=args.iters,
         lr_edge_steps=args.lr_edge_steps, schedule=args.schedule,
-        selection_seeds=args.selection_seeds, weight_decay=args.weight_decay)
-    overlap = sorted(set(args.seeds) & set(args.selection_seeds))
+        selection_seeds=args.selection_seeds, weight_decay=args.weight_decay,
+        extra_seeds=args.extra_seeds,
+        target_half_width=args.target_half_width)
+    reported = set(args.seeds) | set(args.extra_seeds)
+    overlap = sorted(reported & set(args.selection_seeds))
     if overlap and plan.selects():
         raise SystemExit(f'error: seeds {overlap} both select and are '
                          f'reported: give --selection-seeds others than '
-                         f'--seeds')
+                         f'--seeds and --extra-seeds')
+    if set(args.seeds) & set(args.extra_seeds):
+        raise SystemExit(f'error: seeds '
+                         f'{sorted(set(args.seeds) & set(args.extra_seeds))} '
+                         f'are in both --seeds and --extra-seeds')
     check_protocol(work_root, plan.protocol(args.numerics))
     # before the workers start: torch reads these when it first computes
     set_numerics(args.numerics)

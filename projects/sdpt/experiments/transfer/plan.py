@@ -19,6 +19,7 @@ from ..grid import GridTask, function_name
 from ..results import METRICS
 from .configs import DEFAULT_WEIGHT_DECAY_RULE, recipe_lr
 from .protocol import (
+    DEFAULT_EXTRA_SEEDS,
     DEFAULT_ITERS,
     DEFAULT_LR_EDGE_STEPS,
     DEFAULT_LR_FACTORS,
@@ -26,8 +27,10 @@ from .protocol import (
     DEFAULT_SEEDS,
     DEFAULT_SELECTION_SEEDS,
     DEFAULT_SHOTS,
+    TARGET_HALF_WIDTH,
     log_step,
     lr_grid,
+    needs_more_seeds,
     next_edge_lr,
     select_lr,
 )
@@ -44,7 +47,8 @@ class TransferPlan:
     seed of ``selection_seeds`` (then up to ``lr_edge_steps`` steps past
     the grid's end where the best mean dev AP sits), unless ``fixed_lrs``
     gives it one learning rate; the selected one runs on ``seeds``, the
-    reported ones. Every run trains ``iters`` iterations with the
+    reported ones, and on ``extra_seeds`` too where the reported seeds'
+    95% interval is wider than ``target_half_width``. Every run trains ``iters`` iterations with the
     learning-rate ``schedule`` (``protocol.lr_schedule``) and the
     ``weight_decay`` rule (``configs.WEIGHT_DECAY_RULES``).
     """
@@ -59,6 +63,8 @@ class TransferPlan:
     shots: Sequence[int] = DEFAULT_SHOTS
     seeds: Sequence[int] = DEFAULT_SEEDS
     selection_seeds: Sequence[int] = DEFAULT_SELECTION_SEEDS
+    extra_seeds: Sequence[int] = DEFAULT_EXTRA_SEEDS
+    target_half_width: float = TARGET_HALF_WIDTH
     lr_factors: Sequence[float] = DEFAULT_LR_FACTORS
     fixed_lrs: Dict[str, float] = field(default_factory=dict)
     iters: int = DEFAULT_ITERS
@@ -72,9 +78,11 @@ class TransferPlan:
                    and len(self.lr_factors) > 1 for m in self.methods)
 
     def seeds_needed(self) -> List[int]:
-        """The seeds with runs: the selection seeds, then the reported."""
+        """The seeds with runs: the selection seeds, then the reported ones
+        and those that may be added to them."""
         extra = list(self.selection_seeds) if self.selects() else []
-        return list(dict.fromkeys(extra + list(self.seeds)))
+        return list(dict.fromkeys(extra + list(self.seeds) +
+                                  list(self.extra_seeds)))
 
     def protocol(self, numerics: str) -> Dict:
         """What every run of the suite shares, for ``protocol.json``."""
@@ -138,11 +146,21 @@ def check_protocol(work_root: str, protocol: Dict) -> None:
 
 
 def cached_run_holds(task: GridTask, cached: Dict) -> bool:
-    """Whether a cached run drawn from other runs' dev APs (an extension
-    past the grid, or a seed of the selected setting) is still what the
-    selection rules make of those runs now; a result that no longer holds is
+    """Whether a cached run drawn from other runs' results (an extension
+    past the grid, a seed of the selected setting, an extra seed of a wide
+    interval) is still what the rules make of those runs now; a result that no longer holds is
     run again (``GridTask.recheck``)."""
     a = task.args
+    if 'widen_of' in a:
+        reported = [read_json(f) for f in a['widen_of']]
+        if None in reported:
+            return False
+        if not needs_more_seeds(reported, a['target_half_width']):
+            return bool(cached.get('skipped'))
+        if cached.get('skipped'):
+            return False
+        if 'candidates' not in a:  # a fixed learning rate
+            return True
     rows = [read_json(f) for f in a.get('edge_of') or a['candidates']]
     if None in rows:
         return False
@@ -210,7 +228,9 @@ def _cell_tasks(plan: TransferPlan, args: Dict, folder: str,
             tasks.append(_task(f'{label} {name}', osp.join(folder, name),
                                TUNE, dict(args, seed=seed, lr=lrs[0]),
                                after))
-        return tasks
+        return tasks + _extra_seed_tasks(
+            plan, label, folder, _lr_name(lrs[0]), dict(args, lr=lrs[0]),
+            tasks)
     selection = []
     for seed in plan.selection_seeds:
         for lr in lrs:
@@ -228,14 +248,38 @@ def _cell_tasks(plan: TransferPlan, args: Dict, folder: str,
                 f'{label} {name}', osp.join(folder, name), TUNE,
                 dict(args, seed=seed, edge_step=step, edge_of=before,
                      role='selection'), names, RECHECK))
-    tasks = list(selection)
+    reported = []
     for seed in plan.seeds:
         name = f'k{k}_seed{seed}_selected'
-        tasks.append(_task(
+        reported.append(_task(
             f'{label} {name}', osp.join(folder, name), TUNE,
             dict(args, seed=seed,
                  candidates=[t.result_file for t in selection]),
             tuple(t.name for t in selection), RECHECK))
+    return selection + reported + _extra_seed_tasks(
+        plan, label, folder, 'selected',
+        dict(args, candidates=[t.result_file for t in selection]),
+        reported)
+
+
+def _extra_seed_tasks(plan: TransferPlan, label: str, folder: str,
+                      suffix: str, args: Dict,
+                      reported: List[GridTask]) -> List[GridTask]:
+    """The extra seeds of a cell (the same setting as ``reported``), each
+    run only when the reported seeds' interval is too wide; they follow
+    the reported seeds' naming, so the report reads them as reported."""
+    tasks = []
+    k = args['shots']
+    for seed in plan.extra_seeds:
+        name = f'k{k}_seed{seed}_{suffix}'
+        tasks.append(_task(
+            f'{label} {name}', osp.join(folder, name), TUNE,
+            dict(args, seed=seed,
+                 widen_of=[t.result_file for t in reported],
+                 target_half_width=plan.target_half_width),
+            tuple(dict.fromkeys(
+                [n for t in reported for n in t.after] +
+                [t.name for t in reported])), RECHECK))
     return tasks
 
 

@@ -10,12 +10,19 @@ and no test AP takes part.
 import math
 from typing import Dict, List, Optional, Sequence
 
+from ...evaluation.statistics import mean_ci
+
 DEFAULT_SHOTS = (1, 10)
 #: the seeds reported (test AP), and the seeds the learning rate is chosen
 #: on (dev AP only; never reported): disjoint, so no reported run took part
 #: in choosing its own setting
 DEFAULT_SEEDS = (3, 30, 300, 3000, 30000)
 DEFAULT_SELECTION_SEEDS = (1, 2)
+#: Reported seeds added to a cell whose test AP interval over the reported
+#: seeds is wider than ``TARGET_HALF_WIDTH`` (the same rule for every
+#: method; a cell's n then says how many ran).
+DEFAULT_EXTRA_SEEDS = (7, 70, 700, 7000, 70000)
+TARGET_HALF_WIDTH = 0.03
 DEFAULT_LR_FACTORS = (0.1, 1.0, 10.0)
 DEFAULT_ITERS = 200
 DEFAULT_LR_EDGE_STEPS = 2
@@ -108,6 +115,14 @@ def is_flat(rows: Sequence[Dict]) -> bool:
     if len(dev) < 2:
         return False
     return max(dev) - min(dev) <= FLAT_DEV_AP + 1e-9
+
+
+def needs_more_seeds(rows: Sequence[Dict], target: float) -> bool:
+    """Whether the test APs of ``rows`` (a cell's reported seeds) have a
+    95% interval wider than ``target`` (half-width), or too few runs to
+    have one."""
+    interval = mean_ci(r.get('AP') for r in rows)
+    return interval.half is None or interval.half > target + 1e-12
 
 
 def lr_schedule(schedule: str, iters: int) -> List[Dict]:

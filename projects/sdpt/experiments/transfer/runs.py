@@ -46,7 +46,13 @@ from .configs import (
     split_loader,
     transfer_config,
 )
-from .protocol import DEFAULT_SCHEDULE, lr_schedule, next_edge_lr, select_lr
+from .protocol import (
+    DEFAULT_SCHEDULE,
+    lr_schedule,
+    needs_more_seeds,
+    next_edge_lr,
+    select_lr,
+)
 
 #: torch threads of every run: results depend on it, so it is fixed
 RUN_THREADS = 1
@@ -199,11 +205,18 @@ def tune(task: GridTask) -> Dict:
     of the learning-rate runs to select from on dev; or ``args['edge_of']``:
     the result files of the runs so far, to go one ``args['edge_step']``
     past their end when the best dev AP sits there (else nothing runs and
-    the result says ``skipped``)."""
+    the result says ``skipped``). ``args['widen_of']``: the result files
+    of the cell's reported seeds; this extra seed runs only when their
+    interval is wider than ``args['target_half_width']``."""
     a = task.args
     det, shift, method = a['det'], a['shift'], a['method']
     shots, seed, iters = a['shots'], a['seed'], a['iters']
     start = time.time()
+    if 'widen_of' in a and not needs_more_seeds(
+            [read_json(f) or {} for f in a['widen_of']],
+            a['target_half_width']):
+        return dict(skipped='the reported seeds\' interval is narrow '
+                    'enough', lr=None)
     recipe = recipe_lr(det, method)
     lr = a.get('lr')
     if 'edge_of' in a:
