@@ -151,6 +151,10 @@ def test_column_filters_formats_and_dropping_rows(tiny_docs):
                          'AP[shots=10] as k=10; lr:.0e', str(tiny_docs))
     assert table.splitlines() == ['| method | k=10 | lr |', '|---|---|---|',
                                   '| SDPT | 0.900 | 1e+00, 1e-01 |']
+    # 95% t-interval of 0.5, 0.7: 0.6 ± 12.706 x 0.1414 / sqrt(2)
+    table = render_table('runs.csv | shots=1 | method; AP:ci as AP',
+                         str(tiny_docs))
+    assert table.splitlines()[-1] == '| SDPT | 0.600 ± 1.271 (n=2) |'
 
 
 def test_json_rows_from_an_object_and_one_row_per_file(tmp_path):

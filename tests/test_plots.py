@@ -17,7 +17,7 @@ def test_plot_ap_vs_trainable(tmp_path):
         {'GLIP': [dict(label='zero-shot', series='zero-shot', trainable=0,
                        AP=0.1),
                   dict(label='SDPT', series='k=1', trainable=3000, AP=0.2,
-                       AP_std=0.01),
+                       AP_error=0.01),
                   dict(label='SDPT', series='k=3', trainable=3000, AP=None)],
          'empty': []}, str(tmp_path / 'plot.png'))
     assert os.path.getsize(out) > 1000

@@ -15,6 +15,7 @@ from projects.sdpt.evaluation.statistics import (
     paired_difference,
     pick_metrics,
 )
+from projects.sdpt.experiments.results import ap_points
 
 
 def test_mean_std_one_value_has_no_std_and_nan_is_dropped():
@@ -73,3 +74,18 @@ def test_paired_difference_uses_the_common_seeds_only():
     assert compare_verdict(noisy) == 'no detectable difference'
     assert compare_verdict(paired_difference({1: 0.8}, {1: 0.7})) == \
         'too few paired seeds'
+
+
+def test_plot_points_carry_the_std_or_the_95_percent_interval():
+    entries = [dict(method='SDPT', trainable=10, AP=0.5, AP_std=0.1, runs=5),
+               dict(method='zero-shot', trainable=0, AP=0.1, AP_std=None,
+                    runs=1)]
+    std, ci = (ap_points(entries, lambda e: 'k=10', error=e)
+               for e in ('std', 'ci'))
+    assert std[0]['AP_error'] == 0.1
+    # t(0.975, 4) = 2.7764
+    assert ci[0]['AP_error'] == pytest.approx(2.7764 * 0.1 / 5**0.5,
+                                              rel=1e-4)
+    assert std[1]['AP_error'] is None and ci[1]['AP_error'] is None
+    with pytest.raises(ValueError, match="'std' or 'ci'"):
+        ap_points(entries, lambda e: 'k=10', error='sem')

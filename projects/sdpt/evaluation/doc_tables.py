@@ -22,8 +22,9 @@ The spec has three parts separated by ``|``:
   file.
 - ``COLUMNS``, joined by ``;``: ``PATH[FILTERS]:FORMAT as LABEL``, where only
   ``PATH`` is required. ``LABEL`` is the header (default: ``PATH``);
-  ``FORMAT`` is ``MiB`` or ``GiB`` (a byte count shown in that unit) or a
-  Python format spec (``.0e``, ``.2f``).
+  ``FORMAT`` is ``MiB`` or ``GiB`` (a byte count shown in that unit),
+  ``ci`` (CSV: mean with its 95% interval) or a Python format spec
+  (``.0e``, ``.2f``).
 
   CSV: ``PATH`` is a field. The first column's distinct values make the
   rows, in the file's order, and each cell sums up that row's group (the
@@ -32,7 +33,9 @@ The spec has three parts separated by ``|``:
   values; any other number the mean ± sample std over the group
   (``mean_std``: ``0.757 ± 0.054``, a single value without ``±``, ``–`` for
   none); text its distinct values. With a ``FORMAT`` a number field shows
-  its distinct values in that format instead of the mean.
+  its distinct values in that format instead of the mean; the format
+  ``ci`` shows the mean ± the half-width of its 95% confidence interval and
+  the count (``0.757 ± 0.031 (n=5)``).
 
   JSON: ``PATH`` is dotted; ``*`` stands for the row's key
   (``ratios.*.bank_over_separate_images_per_s``), a path without ``*`` reads
@@ -58,7 +61,7 @@ import os.path as osp
 import re
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
-from .statistics import format_mean_std, mean_std
+from .statistics import format_mean_std, mean_ci, mean_std
 
 BLOCK = re.compile(r'<!-- generated: (?P<spec>[^\n]*?) -->\n'
                    r'(?P<body>.*?)<!-- end generated -->', re.DOTALL)
@@ -176,6 +179,8 @@ def _csv_cell(rows: Sequence[Dict[str, str]], column: Column) -> str:
         return ', '.join(_distinct(texts)) or MISSING
     if None in numbers:  # a text field
         return ', '.join(_distinct(t for t in texts if t))
+    if column.format == 'ci':
+        return mean_ci(numbers).format(3)
     if column.format or all(isinstance(n, int) for n in numbers):
         return ', '.join(format_value(n, column.format)
                          for n in _distinct(numbers))

@@ -92,10 +92,17 @@ def mean_ci(values: Iterable, level: float = 0.95) -> Interval:
     :func:`mean_std`) and the half-width of its ``level`` confidence
     interval from Student's t with n - 1 degrees of freedom."""
     mean, std, n = mean_std(values)
-    if std is None:
-        return Interval(mean, None, n)
+    return Interval(mean, ci_half_width(std, n, level), n)
+
+
+def ci_half_width(std: Optional[float], n: int,
+                  level: float = 0.95) -> Optional[float]:
+    """The half-width of the ``level`` confidence interval of a mean of
+    ``n`` values with sample std ``std`` (Student's t); None for no std."""
+    if std is None or n < 2:
+        return None
     t = float(scipy_stats.t.ppf(0.5 + level / 2, n - 1))
-    return Interval(mean, t * std / math.sqrt(n), n)
+    return t * std / math.sqrt(n)
 
 
 def paired_difference(a: Mapping, b: Mapping,

@@ -186,7 +186,8 @@ def write_tables(table: List[Dict], rows: List[Dict], out_dir: str) -> str:
     atomic_write_text(osp.join(out_dir, 'runs.csv'), csv_text(rows))
     points = ap_points(table, lambda e: f"{e['detector']}, {e['task']}")
     plot_ap_vs_trainable({'AP against trainable parameters': points},
-                         osp.join(out_dir, 'ap_vs_trainable_params.png'))
+                         osp.join(out_dir, 'ap_vs_trainable_params.png'),
+                         ylabel='AP (mean ± std over seeds)')
     return markdown
 
 

@@ -15,7 +15,7 @@ import csv
 import io
 from typing import Callable, Dict, Iterable, List, Optional, Sequence
 
-from ..evaluation.statistics import format_mean_std, mean_std
+from ..evaluation.statistics import ci_half_width, format_mean_std, mean_std
 
 #: the result file of every run of a grid (what the grid reads back)
 METRICS = 'metrics.json'
@@ -69,9 +69,15 @@ def csv_text(records: Sequence[Dict],
 
 
 def ap_points(entries: Sequence[Dict], series: Callable[[Dict], str],
-              label: str = 'method') -> List[Dict]:
+              label: str = 'method', error: str = 'std') -> List[Dict]:
     """The points of ``plot_ap_vs_trainable`` for aggregated ``entries``
-    (``AP``, ``AP_std``, ``trainable``), labelled by their ``label`` key and
-    coloured by ``series(entry)``."""
+    (``AP``, ``AP_std``, ``runs``, ``trainable``), labelled by their
+    ``label`` key and coloured by ``series(entry)``; the error bar is the
+    std over the runs (``error='std'``) or the half-width of the mean's 95%
+    interval (``'ci'``)."""
+    if error not in ('std', 'ci'):
+        raise ValueError(f"error bar {error!r}: 'std' or 'ci'")
     return [dict(label=e[label], series=series(e), trainable=e['trainable'],
-                 AP=e['AP'], AP_std=e['AP_std']) for e in entries]
+                 AP=e['AP'],
+                 AP_error=e['AP_std'] if error == 'std' else ci_half_width(
+                     e['AP_std'], e['runs'])) for e in entries]

@@ -311,8 +311,8 @@ def _run_key(r: Dict):
 
 
 def _plot_shifts(chosen: Sequence[Dict], out_dir: str) -> None:
-    """One plot per shift: test AP (mean ± std over seeds) against the
-    trainable parameters, one panel per detector."""
+    """One plot per shift: test AP (mean over seeds, bars: its 95%
+    interval) against the trainable parameters, one panel per detector."""
     for shift in dict.fromkeys(r['shift'] for r in chosen):
         panels = {}
         for det_name in dict.fromkeys(r['detector'] for r in chosen):
@@ -322,13 +322,13 @@ def _plot_shifts(chosen: Sequence[Dict], out_dir: str) -> None:
                                        labels=('method', 'trainable'),
                                        keys=('AP', ))
             points = ap_points(entries, lambda e: 'zero-shot' if e[
-                'shots'] == 0 else f"k={e['shots']}")
+                'shots'] == 0 else f"k={e['shots']}", error='ci')
             if points:
                 panels[det_name] = points
         if panels:
             plot_ap_vs_trainable(
                 panels, osp.join(out_dir, f'ap_vs_trainable_{shift}.png'),
-                ylabel=f'test AP, {shift} shift')
+                ylabel=f'test AP, {shift} shift (mean, 95% CI)')
 
 
 def write_report(rows: List[Dict], shots_list: Sequence[int], out_dir: str,
