@@ -20,7 +20,7 @@ if [ "$demo" = transfer ]; then
   work="work_dirs/transfer_demo"
   [ "$numerics" = pinned ] || work="work_dirs/transfer_demo_$numerics"
   "$py" tools/transfer_benchmark.py --detectors gdino --shifts realignment \
-      --methods zero_shot sdpt text --shots 10 --seeds 3 30 300 \
+      --methods zero_shot sdpt text --shots 10 --seeds 3 30 300 --extra-seeds \
       --lr sdpt=1 text=0.01 --workers 2 --numerics "$numerics" --work-dir "$work"
   echo "demo done: table in $work/transfer.md"
   exit 0

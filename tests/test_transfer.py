@@ -1028,8 +1028,8 @@ def test_tool_pretrains_tunes_diagnoses_reports_and_skips(tmp_path):
     tool = osp.join(REPO_ROOT, 'tools', 'transfer_benchmark.py')
     args = [sys.executable, tool, '--detectors', 'gdino', '--shifts',
             'vocabulary', '--methods', 'zero_shot', 'sdpt', '--shots', '1',
-            '--selection-seeds', '3', '--seeds', '30', '--lr-factors', '0.1',
-            '1', '--iters', '2',
+            '--selection-seeds', '3', '--seeds', '30', '--extra-seeds',
+            '--lr-factors', '0.1', '1', '--iters', '2',
             # with two learning rates the best is always at an end: one run
             # past it
             '--lr-edge-steps', '1',
