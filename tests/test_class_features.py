@@ -61,10 +61,35 @@ def test_placeholders_take_each_class_name_and_its_features(name,
         'triangle. circle. square'
 
 
-def test_a_class_outside_the_list_is_named(demo_root):
-    model, _ = build_method('gdino', demo_root, PROMPT)
+@pytest.mark.parametrize('name', ['glip', 'gdino'])
+def test_a_class_outside_the_list_keeps_the_bases_features(name, demo_root):
+    """Tuned and typed classes mix: a class the vectors were not trained
+    for keeps its name, so its features are the base's."""
+    model, _ = build_method(name, demo_root, PROMPT)
+    method = model.prompt_tuning
+    _, caption, tokens_positive, entities = model.get_tokens_and_prompts(
+        ['hexagon', 'square'], True)
+    run = ' '.join(['[MASK]'] * 3)
+    assert caption.rstrip('. ') == f'hexagon. {run}'
+    assert [caption[s:e] for [[s, e]] in tokens_positive] == ['hexagon', run]
+    assert entities == ['hexagon', 'square']
+    seen = []
+    handle = method.adapter.text_encoder(model).register_forward_hook(
+        lambda m, i, o: seen.append(i[0]['input_ids']))
+    features = model.language_model([caption])
+    handle.remove()
+    ids = seen[0][0]
+    placeholders = (ids == method.placeholder_id).nonzero().flatten()
+    for i, pos in enumerate(placeholders.tolist()):
+        torch.testing.assert_close(features['embedded'][0, pos],
+                                   method.features[SHAPES.index('square'), i],
+                                   rtol=0, atol=0)
+    # CoOp with context per class keeps refusing classes it has none for
+    coop, _ = build_method(name, demo_root, dict(
+        type='TextContextPrompt', num_context=2, class_specific=True,
+        classes=SHAPES))
     with pytest.raises(KeyError, match="'hexagon'.*prompt.classes"):
-        model.get_tokens_and_prompts(['circle', 'hexagon'], True)
+        coop.get_tokens_and_prompts(['circle', 'hexagon'], True)
 
 
 def test_classes_none_takes_the_training_sets(tmp_path):

@@ -9,14 +9,17 @@ and after the text encoder the features of each class's M placeholder
 positions are replaced by that class's vectors, before the detector reads
 them (Grounding DINO: ``embedded`` into ``text_feat_map``; GLIP: ``hidden``
 for the fusion and ``embedded`` for the head, both replaced). The label
-names stay the class names, so predictions read as the base's do.
+names stay the class names, so predictions read as the base's do. A class
+outside the list keeps its name, and so the base's features for it: tuned
+classes and typed ones mix in one caption (as mmdet's project lets a prompt
+file and typed texts be used together).
 
 Differences from mmdet's project, on purpose: the placeholder is the mask
 token, not the word "a"; the detector is wrapped, not subclassed, so the
 denoising queries' label embedding (which mmdet's project also trains) stays
 frozen and only the vectors train; the vectors are keyed by the class list
 (``classes``) rather than by position alone, so a caption of other classes
-is an error naming them instead of a silent mix-up.
+gets the base's features rather than another class's vectors.
 
 Example::
 
@@ -58,7 +61,7 @@ class LearnedClassFeatures(PlaceholderCaptionMethod):
                  init_std: float = 1.0):
         if num_tokens < 1:
             raise ValueError(f'num_tokens must be >= 1, got {num_tokens}')
-        super().__init__(num_tokens, True, classes)
+        super().__init__(num_tokens, True, classes, other_classes='base')
         self.num_tokens = num_tokens
         self.init_std = init_std
 

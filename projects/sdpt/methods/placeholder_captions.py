@@ -62,11 +62,19 @@ class PlaceholderCaptionMethod(PromptMethod):
             ``classes`` is required).
         classes (Sequence[str], optional): the dataset's class names, in
             order.
+        other_classes (str): a caption's class outside ``classes``, when
+            class-specific: ``'error'``, or ``'base'`` (it keeps its name,
+            so the base detector's features: tuned and typed classes mix).
     """
 
     def __init__(self, num_placeholders: int, class_specific: bool,
-                 classes: Optional[Sequence[str]]):
+                 classes: Optional[Sequence[str]],
+                 other_classes: str = 'error'):
         super().__init__()
+        if other_classes not in ('error', 'base'):
+            raise ValueError(f"other_classes={other_classes!r}: 'error' or "
+                             f"'base'")
+        self.other_classes = other_classes
         if class_specific and not classes:
             raise ValueError(
                 f'{type(self).__name__} with one set of vectors per class '
@@ -119,29 +127,36 @@ class PlaceholderCaptionMethod(PromptMethod):
                 if enhanced_text_prompts is None:
                     return original(original_caption)
                 return original(original_caption, enhanced_text_prompts)
-            merged = {
-                word: self.caption_entry(
-                    word, dict((enhanced_text_prompts or {}).get(word, {})))
-                for word in original_caption
-            }
+            merged, run_classes = {}, []
+            for word in original_caption:
+                entry = dict((enhanced_text_prompts or {}).get(word, {}))
+                if self.class_specific:
+                    index = self._class_of(word)
+                    if index is None:  # as the base has it
+                        if entry:
+                            merged[word] = entry
+                        continue
+                    run_classes.append(index)
+                merged[word] = self.caption_entry(word, entry)
             caption, tokens_positive = build_enhanced(original_caption,
                                                       merged)
             if self.class_specific:
-                self._caption_classes[caption] = [
-                    self._class_of(word) for word in original_caption
-                ]
+                self._caption_classes[caption] = run_classes
             return caption, tokens_positive
 
         return build
 
-    def _class_of(self, word: str) -> int:
-        try:
+    def _class_of(self, word: str) -> Optional[int]:
+        """The index of class ``word`` in ``classes``; None for another
+        class when ``other_classes='base'``."""
+        if word in self._class_index:
             return self._class_index[word]
-        except KeyError:
-            raise KeyError(
-                f'Class name {word!r} in the caption is not in '
-                f'prompt.classes {self.classes}; set prompt.classes to the '
-                f"dataset's class names, in order.") from None
+        if self.other_classes == 'base':
+            return None
+        raise KeyError(
+            f'Class name {word!r} in the caption is not in prompt.classes '
+            f"{self.classes}; set prompt.classes to the dataset's class "
+            f'names, in order.')
 
     def _remember_captions(self, module, args):
         captions = args[0] if args else []
