@@ -784,13 +784,13 @@ def test_report_tables_follow_the_zoo_not_the_run_order(tmp_path):
 
 
 def _tasks(tmp_path, base_exists=True, fixed_lrs=None, seeds=(3, 30, 300),
-           extra_seeds=()):
+           extra_seeds=(), methods=('zero_shot', 'sdpt')):
     base = tmp_path / 'base.pth'
     if base_exists:
         base.write_bytes(b'')
     return make_tasks(TransferPlan(
         detectors=['gdino'], shifts=['vocabulary', 'appearance'],
-        methods=['zero_shot', 'sdpt'], root=str(tmp_path / 'corpus'),
+        methods=list(methods), root=str(tmp_path / 'corpus'),
         work_root=str(tmp_path / 'runs'), bases={'gdino': str(base)},
         pretrain_iters={'gdino': 7}, shots=[1], seeds=list(seeds),
         extra_seeds=list(extra_seeds),
@@ -854,12 +854,13 @@ def test_extra_seeds_run_only_where_the_interval_is_too_wide(tmp_path):
     """A cell's extra seeds: the selected setting, after the reported seeds,
     named as reported; each trains only when the reported seeds' interval is
     wider than the target, and a cached decision is checked again."""
-    tasks = _tasks(tmp_path, extra_seeds=(7, 70))
+    tasks = _tasks(tmp_path, extra_seeds=(7, 70),
+                   methods=('zero_shot', 'sdpt', 'text'))
     mine = [t for t in tasks if t.args.get('shift') == 'vocabulary'
-            and t.args.get('method') == 'sdpt']
+            and t.args.get('method') == 'text']
     reported = [t for t in mine if t.args.get('role') != 'selection'
-                and 'widen_of' not in t.args]
-    extra = [t for t in mine if 'widen_of' in t.args]
+                and t.args['seed'] in (3, 30, 300)]
+    extra = [t for t in mine if t.args['seed'] in (7, 70)]
     assert [t.args['seed'] for t in extra] == [7, 70]
     for t in extra:
         assert t.name.endswith(f'k1_seed{t.args["seed"]}_selected')
@@ -868,11 +869,27 @@ def test_extra_seeds_run_only_where_the_interval_is_too_wide(tmp_path):
         assert set(t.after) >= {r.name for r in reported} | set(
             reported[0].after)
         assert t.recheck == RECHECK
-    fixed = [t for t in _tasks(tmp_path, fixed_lrs={'sdpt': 0.05},
-                               extra_seeds=(7, ))
-             if 'widen_of' in t.args]
-    assert len(fixed) == 2 and all(t.args['lr'] == 0.05 for t in fixed)
-    assert fixed[0].name.endswith('k1_seed7_lr0.05')
+    # SDPT, the reference of the paired comparisons, runs every extra seed
+    reference = [t for t in tasks if t.args.get('method') == 'sdpt'
+                 and t.args['seed'] in (7, 70)]
+    assert len(reference) == 4 and not any(
+        'widen_of' in t.args for t in reference)
+    assert all(t.args['candidates'] and t.recheck == RECHECK
+               for t in reference)
+    fixed = [t for t in _tasks(tmp_path, fixed_lrs={'text': 0.05},
+                               extra_seeds=(7, ),
+                               methods=('sdpt', 'text'))
+             if t.args['seed'] == 7]
+    assert [(t.args['method'], 'widen_of' in t.args, t.recheck) for t in
+            fixed] == [('sdpt', False, RECHECK)] * 2 + [
+                ('text', True, RECHECK)] * 2
+    assert all(t.args['lr'] == 0.05 for t in fixed[2:])
+    assert fixed[2].name.endswith('k1_seed7_lr0.05')
+    fixed_reference = [t for t in _tasks(
+        tmp_path, fixed_lrs={'sdpt': 0.05}, extra_seeds=(7, ))
+        if t.args.get('seed') == 7]
+    assert len(fixed_reference) == 2 and all(
+        t.recheck is None and t.args['lr'] == 0.05 for t in fixed_reference)
     # decisions from the reported seeds' test APs
     args = dict(det='gdino', shift='vocabulary', method='sdpt', shots=1,
                 seed=7, iters=2, root=str(tmp_path), base='missing.pth',

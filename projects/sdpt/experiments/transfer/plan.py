@@ -27,6 +27,7 @@ from .protocol import (
     DEFAULT_SEEDS,
     DEFAULT_SELECTION_SEEDS,
     DEFAULT_SHOTS,
+    REFERENCE_METHOD,
     TARGET_HALF_WIDTH,
     log_step,
     lr_grid,
@@ -266,20 +267,25 @@ def _extra_seed_tasks(plan: TransferPlan, label: str, folder: str,
                       suffix: str, args: Dict,
                       reported: List[GridTask]) -> List[GridTask]:
     """The extra seeds of a cell (the same setting as ``reported``), each
-    run only when the reported seeds' interval is too wide; they follow
-    the reported seeds' naming, so the report reads them as reported."""
+    run only when the reported seeds' interval is too wide, always for the
+    reference method (``protocol.REFERENCE_METHOD``); they follow the
+    reported seeds' naming, so the report reads them as reported."""
     tasks = []
     k = args['shots']
+    always = args['method'] == REFERENCE_METHOD
+    condition = {} if always else dict(
+        widen_of=[t.result_file for t in reported],
+        target_half_width=plan.target_half_width)
+    # a fixed learning rate run unconditionally decides nothing
+    recheck = None if always and 'candidates' not in args else RECHECK
     for seed in plan.extra_seeds:
         name = f'k{k}_seed{seed}_{suffix}'
         tasks.append(_task(
             f'{label} {name}', osp.join(folder, name), TUNE,
-            dict(args, seed=seed,
-                 widen_of=[t.result_file for t in reported],
-                 target_half_width=plan.target_half_width),
+            dict(args, seed=seed, **condition),
             tuple(dict.fromkeys(
                 [n for t in reported for n in t.after] +
-                [t.name for t in reported])), RECHECK))
+                [t.name for t in reported])), recheck))
     return tasks
 
 

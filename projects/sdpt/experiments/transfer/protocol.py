@@ -23,6 +23,10 @@ DEFAULT_SELECTION_SEEDS = (1, 2)
 #: method; a cell's n then says how many ran).
 DEFAULT_EXTRA_SEEDS = (7, 70, 700, 7000, 70000)
 TARGET_HALF_WIDTH = 0.03
+#: The method every other one is compared with, paired on the seeds both
+#: ran. It runs every extra seed, wide interval or not, so that a method
+#: that needed them is paired on all of its seeds.
+REFERENCE_METHOD = 'sdpt'
 DEFAULT_LR_FACTORS = (0.1, 1.0, 10.0)
 DEFAULT_ITERS = 200
 DEFAULT_LR_EDGE_STEPS = 2

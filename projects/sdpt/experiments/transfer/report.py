@@ -28,7 +28,7 @@ from ..results import (
 )
 from .configs import suite_methods
 from .plan import is_pretrain
-from .protocol import FLAT_DEV_AP, is_flat, select_lr
+from .protocol import FLAT_DEV_AP, REFERENCE_METHOD, is_flat, select_lr
 
 #: the columns of ``transfer.csv`` (one row per run)
 CSV_FIELDS = [
@@ -141,10 +141,6 @@ def _cell(rows: Sequence[Dict], key: str = 'AP', digits: int = 3) -> str:
 
 def _ap_cell(rows: Sequence[Dict]) -> str:
     return mean_ci([r.get('AP') for r in rows]).format()
-
-
-#: the method the paired comparisons are made against
-REFERENCE_METHOD = 'sdpt'
 
 
 def paired_comparisons(rows: Sequence[Dict]) -> List[Dict]:
