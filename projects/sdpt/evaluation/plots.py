@@ -42,8 +42,9 @@ def plot_ap_vs_trainable(panels: Dict[str, List[Dict]], out_file: str,
     ``panels``: ``{title: [point, ...]}``, a point being a dict with
     ``label`` (the method), ``series`` (a colour and a legend entry, e.g. the
     detector or k), ``trainable``, ``AP`` and optionally ``AP_error`` (the
-    half-length of its error bar; ``ylabel`` says what it is). Points that train nothing (zero-shot) cannot sit on a log axis:
-    they are drawn as a dashed horizontal line. Each (label, trainable) is
+    half-length of its error bar; ``ylabel`` says what it is). Points that
+    train nothing (zero-shot) cannot sit on a log axis: they are drawn as a
+    dashed horizontal line. Each (label, trainable) is
     named once, at its highest point (numbered, with a key beside the axes,
     when there are more than ``MAX_NAMED_POINTS``).
     """

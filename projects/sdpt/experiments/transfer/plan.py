@@ -49,8 +49,9 @@ class TransferPlan:
     the grid's end where the best mean dev AP sits), unless ``fixed_lrs``
     gives it one learning rate; the selected one runs on ``seeds``, the
     reported ones, and on ``extra_seeds`` too where the reported seeds'
-    95% interval is wider than ``target_half_width``. Every run trains ``iters`` iterations with the
-    learning-rate ``schedule`` (``protocol.lr_schedule``) and the
+    95% interval is wider than ``target_half_width`` (always for
+    ``protocol.REFERENCE_METHOD``). Every run trains ``iters`` iterations
+    with the learning-rate ``schedule`` (``protocol.lr_schedule``) and the
     ``weight_decay`` rule (``configs.WEIGHT_DECAY_RULES``).
     """
     detectors: Sequence[str]
@@ -149,8 +150,8 @@ def check_protocol(work_root: str, protocol: Dict) -> None:
 def cached_run_holds(task: GridTask, cached: Dict) -> bool:
     """Whether a cached run drawn from other runs' results (an extension
     past the grid, a seed of the selected setting, an extra seed of a wide
-    interval) is still what the rules make of those runs now; a result that no longer holds is
-    run again (``GridTask.recheck``)."""
+    interval) is still what the rules make of those runs now; a result
+    that no longer holds is run again (``GridTask.recheck``)."""
     a = task.args
     if 'widen_of' in a:
         reported = [read_json(f) for f in a['widen_of']]
