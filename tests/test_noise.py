@@ -31,21 +31,27 @@ def _suite(root, numerics, aps):
 def test_spread_over_seeds_beside_spread_under_perturbation(tmp_path):
     pinned = _suite(tmp_path, 'pinned', {3: 0.70, 30: 0.80, 300: 0.90})
     perturbed = _suite(tmp_path, 'aten-default', {3: 0.60, 30: 0.85})
-    rows = noise_rows([pinned, perturbed])
-    assert {r['numerics'] for r in rows} == {'pinned', 'aten-default'}
+    threads = _suite(tmp_path, 'threads-2', {300: 0.93})
+    rows = noise_rows([pinned, perturbed, threads])
+    assert {r['numerics'] for r in rows} == {'pinned', 'aten-default',
+                                             'threads-2'}
     [record] = noise_table(rows)
     assert record['AP pinned'] == '0.800 ± 0.100'
     assert record['AP aten-default'] == '0.725 ± 0.177'
     assert record['seed std (pinned)'] == '0.100'
-    # seed 3: -0.10, seed 30: +0.05 (seed 300 has no perturbed run)
-    assert record['perturbed - pinned, mean abs'] == '0.075'
+    # aten-default: seed 3 -0.10, seed 30 +0.05; threads-2: seed 300 +0.03
+    assert record['perturbed - pinned, mean abs'] == '0.060'
     assert record['perturbed - pinned, max abs'] == '0.100'
-    markdown = write_noise_report([pinned, perturbed], str(tmp_path / 'out'))
+    assert record['aten-default - pinned, max abs'] == '0.100'
+    assert record['threads-2 - pinned, max abs'] == '0.030'
+    markdown = write_noise_report([pinned, perturbed, threads],
+                                  str(tmp_path / 'out'))
     assert markdown.count('\n') == 3
-    assert (tmp_path / 'out' / 'noise.csv').read_text().count('\n') == 6
+    assert (tmp_path / 'out' / 'noise.csv').read_text().count('\n') == 7
     assert json.loads((tmp_path / 'out' / 'noise.json').read_text()) == \
         {'methods': {'SDPT': {'lr': '1', 'constant': {
-            'seeds': '0.800 ± 0.100', 'perturbed_max': '0.100'}}}}
+            'seeds': '0.800 ± 0.100', 'perturbed_max': '0.100',
+            'by_mode': {'aten-default': '0.100', 'threads-2': '0.030'}}}}}
 
 
 def test_a_work_dir_without_a_protocol_is_refused(tmp_path):

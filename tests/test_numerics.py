@@ -14,6 +14,7 @@ from projects.sdpt.utils.numerics import (
     PINNABLE,
     numerics_mode,
     numerics_record,
+    run_threads,
     set_numerics,
 )
 
@@ -29,6 +30,7 @@ def test_each_mode_sets_its_variables_and_removes_the_others():
     for mode in NUMERICS:
         set_numerics(mode, env)
         assert numerics_mode(env) == mode
+    set_numerics('pinned', env)
     env['MKL_CBWR'] = 'AUTO'
     assert numerics_mode(env) == 'custom'
     with pytest.raises(ValueError, match='choose one of'):
@@ -52,7 +54,7 @@ def test_torch_follows_the_mode_in_a_fresh_process():
     pinned = _record_in_child('pinned')
     assert pinned['numerics'] == 'pinned'
     assert pinned['aten_capability'] == 'AVX2'
-    assert pinned['env'] == {n: NUMERICS['pinned'][n] for n in PINNABLE}
+    assert pinned['env'] == {n: NUMERICS['pinned'].get(n) for n in PINNABLE}
     assert _record_in_child('aten-default')['aten_capability'] == 'DEFAULT'
 
 
@@ -61,3 +63,20 @@ def test_the_record_names_cpu_versions_and_threads():
     assert record['cpu'] and record['threads'] >= 1
     assert set(record['versions']) >= {'torch', 'mmcv', 'mmdet', 'numpy'}
     json.dumps(record)  # written into metrics.json
+
+
+def test_one_thread_per_run_unless_the_mode_sets_two():
+    env = {'OMP_NUM_THREADS': '8'}  # the user's, not a mode's
+    for mode in NUMERICS:
+        set_numerics(mode, env)
+        assert run_threads(env) == (2 if mode == 'threads-2' else 1), mode
+    assert env['ATEN_CPU_CAPABILITY'] == 'avx2'  # otherwise pinned
+    with pytest.raises(ValueError, match="OMP_NUM_THREADS='x'"):
+        run_threads({'OMP_NUM_THREADS': 'x'})
+    with pytest.raises(ValueError, match='positive integer'):
+        run_threads({'OMP_NUM_THREADS': '0'})
+
+
+def test_a_fresh_process_runs_the_modes_thread_count():
+    assert _record_in_child('threads-2')['threads'] == 2
+    assert _record_in_child('pinned')['threads'] >= 1

@@ -55,11 +55,12 @@ from projects.sdpt.experiments.transfer.report import (
     finished_rows,
     write_report,
 )
-from projects.sdpt.experiments.transfer.runs import RUN_THREADS, prepare_data
+from projects.sdpt.experiments.transfer.runs import prepare_data
 from projects.sdpt.experiments.zoo import DETECTORS
 from projects.sdpt.utils.numerics import (
     DEFAULT_NUMERICS,
     NUMERICS,
+    run_threads,
     set_numerics,
 )
 
@@ -181,7 +182,7 @@ def main(argv=None):
               f'{len(tasks)} tasks ({len(tasks) - len(todo)} finished), '
               f'{args.workers} workers; their log: {log_file}', flush=True)
         _, failures = run_grid(tasks, args.workers, log_file,
-                               threads=RUN_THREADS)
+                               threads=run_threads())
     report = finished_rows(tasks)
     rows = report['rows']
     if rows:

@@ -10,7 +10,7 @@ schedule. For each (schedule, method) this module reports:
   seeds (the spread the tables show);
 * the spread under perturbation: per seed, the test AP under each
   perturbed mode minus the pinned one; their mean absolute value and the
-  largest.
+  largest, over all perturbed modes and per mode.
 
 When the perturbation spread is as large as the seed spread, a figure made
 on one machine says little about another, and only more seeds (a narrower
@@ -68,9 +68,12 @@ def noise_table(rows: Sequence[Dict]) -> List[Dict]:
             record[f'AP {mode}'] = format_mean_std(
                 *mean_std(by_seed.values())[:2])
         reference = modes.get(REFERENCE, {})
-        diffs = [ap - reference[seed]
-                 for mode, by_seed in modes.items() if mode != REFERENCE
-                 for seed, ap in by_seed.items() if seed in reference]
+        by_mode = {mode: [ap - reference[seed]
+                          for seed, ap in by_seed.items()
+                          if seed in reference]
+                   for mode, by_seed in sorted(modes.items())
+                   if mode != REFERENCE}
+        diffs = [d for mode_diffs in by_mode.values() for d in mode_diffs]
         record['seeds'] = len(reference)
         record['seed std (pinned)'] = (
             f'{statistics.stdev(reference.values()):.3f}'
@@ -79,21 +82,30 @@ def noise_table(rows: Sequence[Dict]) -> List[Dict]:
             f'{statistics.mean(abs(d) for d in diffs):.3f}' if diffs else '-')
         record['perturbed - pinned, max abs'] = (
             f'{max(abs(d) for d in diffs):.3f}' if diffs else '-')
+        for mode, mode_diffs in by_mode.items():
+            record[f'{mode} - pinned, max abs'] = (
+                f'{max(abs(d) for d in mode_diffs):.3f}' if mode_diffs
+                else '-')
         table.append(record)
     return table
 
 
 def noise_summary(table: Sequence[Dict]) -> Dict:
     """``{'methods': {method: {'lr': its lr, schedule: {'seeds': mean ±
-    std of the pinned runs, 'perturbed_max': largest change}}}}``, for the
-    tables of the documentation."""
+    std of the pinned runs, 'perturbed_max': largest change, 'by_mode':
+    {mode: its largest change}}}}}``, for the tables of the
+    documentation."""
     methods: Dict = {}
     for record in table:
         entry = methods.setdefault(record['method'], {})
         entry['lr'] = f"{float(record['lr']):g}"
+        suffix = ' - pinned, max abs'
         entry[record['schedule']] = dict(
             seeds=record.get(f'AP {REFERENCE}', '-'),
-            perturbed_max=record['perturbed - pinned, max abs'])
+            perturbed_max=record['perturbed' + suffix],
+            by_mode={key[:-len(suffix)]: value
+                     for key, value in record.items()
+                     if key.endswith(suffix) and key != 'perturbed' + suffix})
     return dict(methods=methods)
 
 

@@ -14,9 +14,13 @@ computes anything (the grid's workers are fresh processes that inherit it):
   bit on this machine. Whether two CPU models give the same bits under these
   caps is not shown here: compare ``numerics_record()`` of both;
 * ``native``: whatever the machine chooses (nothing set);
-* ``aten-default``: ATen without vectorisation (the others pinned), and
-  ``mkl-compatible``: MKL's most portable code path (the others pinned):
+* ``aten-default``: ATen without vectorisation (the others pinned),
+  ``mkl-compatible``: MKL's most portable code path (the others pinned), and
+  ``threads-2``: pinned, but two threads per run (other summation orders):
   perturbations, to measure how far a result moves with the arithmetic.
+
+Every mode but ``threads-2`` runs one thread; the thread count travels to
+worker processes as ``OMP_NUM_THREADS`` (:func:`run_threads`).
 """
 import os
 import platform
@@ -38,8 +42,14 @@ NUMERICS: Dict[str, Dict[str, str]] = {
                          ONEDNN_MAX_CPU_ISA='AVX2'),
     'mkl-compatible': dict(ATEN_CPU_CAPABILITY='avx2', MKL_CBWR='COMPATIBLE',
                            ONEDNN_MAX_CPU_ISA='AVX2'),
+    'threads-2': dict(ATEN_CPU_CAPABILITY='avx2', MKL_CBWR='AVX2',
+                      ONEDNN_MAX_CPU_ISA='AVX2', OMP_NUM_THREADS='2'),
 }
-PINNABLE = ('ATEN_CPU_CAPABILITY', 'MKL_CBWR', 'ONEDNN_MAX_CPU_ISA')
+PINNABLE = ('ATEN_CPU_CAPABILITY', 'MKL_CBWR', 'ONEDNN_MAX_CPU_ISA',
+            'OMP_NUM_THREADS')
+#: torch threads of a run where its mode does not set ``OMP_NUM_THREADS``:
+#: results depend on the count, so it is fixed
+RUN_THREADS = 1
 DEFAULT_NUMERICS = 'pinned'
 #: CPU flags worth recording (what the kernels above choose between).
 ISA_FLAGS = ('sse4_2', 'avx', 'avx2', 'fma', 'avx512f', 'avx512bw',
@@ -68,6 +78,21 @@ def numerics_mode(environ=None) -> str:
         if values == current:
             return mode
     return 'custom'
+
+
+def run_threads(environ=None) -> int:
+    """The torch threads a run of the current mode computes with: the
+    mode's ``OMP_NUM_THREADS``, else :data:`RUN_THREADS`."""
+    environ = os.environ if environ is None else environ
+    value = environ.get('OMP_NUM_THREADS') or str(RUN_THREADS)
+    try:
+        threads = int(value)
+    except ValueError:
+        threads = 0
+    if threads < 1:
+        raise ValueError(f'OMP_NUM_THREADS={value!r}: expected a positive '
+                         f'integer (or unset for {RUN_THREADS})')
+    return threads
 
 
 def _cpu_info() -> Dict[str, object]:

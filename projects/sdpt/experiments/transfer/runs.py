@@ -35,7 +35,7 @@ from ...evaluation.diagnostics import (
 from ...evaluation.statistics import pick_metrics
 from ...methods.trainable import trainable_parameter_report
 from ...utils.io import read_json
-from ...utils.numerics import numerics_record
+from ...utils.numerics import numerics_record, run_threads
 from ..grid import GridTask
 from .configs import (
     DETECTOR_NAMES,
@@ -53,9 +53,6 @@ from .protocol import (
     next_edge_lr,
     select_lr,
 )
-
-#: torch threads of every run: results depend on it, so it is fixed
-RUN_THREADS = 1
 
 
 def prepare_data(root: str, shifts: Sequence[str], shots_list: Sequence[int],
@@ -136,7 +133,7 @@ def _history(runner, key: str) -> List[float]:
 
 def evaluate_zero_shot(task: GridTask) -> Dict:
     """The base on one shift: dev, test, source, oracle, fusion removed."""
-    torch.set_num_threads(RUN_THREADS)
+    torch.set_num_threads(run_threads())
     a = task.args
     det, shift = a['det'], a['shift']
     start = time.time()
@@ -225,7 +222,7 @@ def tune(task: GridTask) -> Dict:
         if lr is None:
             return dict(skipped='the best dev AP is inside the learning '
                         'rates tried', lr=None)
-    torch.set_num_threads(RUN_THREADS)
+    torch.set_num_threads(run_threads())
     if lr is None:
         lr = select_lr([read_json(f) or {} for f in a['candidates']], recipe)
         if lr is None:
