@@ -5,7 +5,7 @@ in a config takes the training set's; the prompt checkpoint exports to one
 file per class."""
 import pytest
 import torch
-from helpers import SHAPES, build_method, save_prompt_checkpoint
+from helpers import SHAPES, build_method, run, save_prompt_checkpoint
 from mmengine.config import Config
 
 from projects.sdpt.checkpoint import PromptCheckpointMismatch
@@ -122,6 +122,11 @@ def test_export_writes_one_file_per_class(demo_root, tmp_path):
         assert list(saved) == [name]
         assert torch.equal(saved[name]['embedding'],
                            model.prompt_tuning.features[i].detach())
+    # the tool prints only what it wrote: one 'class: file' line each
+    out_dir = tmp_path / 'by_tool'
+    printed = run('export_class_features.py', str(path), str(out_dir)).stdout
+    assert printed.splitlines() == [f'{name}: {out_dir / f"{name}.pth"}'
+                                    for name in SHAPES]
     assert class_feature_file_name('traffic light/sign') == \
         'traffic light_sign.pth'
     other, _ = build_method('gdino', demo_root,

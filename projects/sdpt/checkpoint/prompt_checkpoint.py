@@ -27,10 +27,8 @@ refuses a different fingerprint (:class:`BaseWeightsMismatch`, naming both),
 unless ``allow_base_mismatch`` is set. A checkpoint saved before cards
 existed still loads, with a warning that nothing can be checked.
 """
-import contextlib
 import datetime
 import hashlib
-import io
 import json
 from collections import OrderedDict
 from typing import Dict, Optional
@@ -257,7 +255,8 @@ def load_prompt_checkpoint(checkpoint, source: Optional[str] = None):
     not one (no prompt-tuning metadata)."""
     if isinstance(checkpoint, str):
         source = source or checkpoint
-        checkpoint = _load_checkpoint(checkpoint, map_location='cpu')
+        checkpoint = _load_checkpoint(checkpoint, map_location='cpu',
+                                      logger='silent')
     meta = (checkpoint.get('meta') or {}).get(META_KEY)
     if meta is None:
         raise PromptCheckpointMismatch(
@@ -272,10 +271,7 @@ def load_prompt_checkpoint(checkpoint, source: Optional[str] = None):
 def read_checkpoint_meta(path: str) -> dict:
     """``{'signature', 'card', 'tensors', 'parameters'}`` of a checkpoint
     file (any mmengine checkpoint; the last two count its state dict)."""
-
-    # mmengine prints "Loads checkpoint by ..." to stdout: keep it for data
-    with contextlib.redirect_stdout(io.StringIO()):
-        checkpoint = _load_checkpoint(path, map_location='cpu')
+    checkpoint = _load_checkpoint(path, map_location='cpu', logger='silent')
     state = state_dict_of(checkpoint)
     meta = checkpoint.get('meta') or {}
     return dict(

@@ -75,9 +75,7 @@ class LearnedClassFeatures(PlaceholderCaptionMethod):
         self.features = nn.Parameter(
             torch.randn(len(self.classes), self.num_tokens,
                         adapter.text_width(detector)) * self.init_std)
-        self._keep(
-            encoder.register_forward_hook(self._replace_features,
-                                          with_kwargs=False))
+        self._keep(encoder.register_forward_hook(self._replace_features))
         return self
 
     def _replace_features(self, module, args, output):
