@@ -6,6 +6,7 @@
 #                                rates, 3 seeds, the suite's protocol (pinned numerics,
 #                                warm-up + cosine); about 8 min on 2 cores
 #   NUMERICS=aten-default scripts/demo.sh   the same with perturbed arithmetic
+#                                (also mkl-compatible, threads-2)
 #   DEMO=glip scripts/demo.sh    the pipeline on the tiny GLIP with a random base
 #   DEMO=gdino scripts/demo.sh   the same on the tiny Grounding DINO
 set -euo pipefail
@@ -19,9 +20,11 @@ if [ "$demo" = transfer ]; then
   numerics="${NUMERICS:-pinned}"
   work="work_dirs/transfer_demo"
   [ "$numerics" = pinned ] || work="work_dirs/transfer_demo_$numerics"
+  workers=2  # one thread per run; threads-2 fills both cores with one run
+  [ "$numerics" = threads-2 ] && workers=1
   "$py" tools/transfer_benchmark.py --detectors gdino --shifts realignment \
       --methods zero_shot sdpt text --shots 10 --seeds 3 30 300 --extra-seeds \
-      --lr sdpt=1 text=0.01 --workers 2 --numerics "$numerics" --work-dir "$work"
+      --lr sdpt=1 text=0.01 --workers $workers --numerics "$numerics" --work-dir "$work"
   echo "demo done: table in $work/transfer.md"
   exit 0
 fi

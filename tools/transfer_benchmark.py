@@ -178,6 +178,12 @@ def main(argv=None):
         log_file = osp.join(work_root, 'workers.log')
         for det, path in plan.bases.items():
             print(f'{det} base: {osp.relpath(path)}', flush=True)
+        cores = os.cpu_count() or 1
+        if args.workers * run_threads() > cores:
+            print(f'warning: {args.workers} workers x {run_threads()} '
+                  f'threads per run on {cores} cores: runs wait on each '
+                  f'other (results do not change); give --workers '
+                  f'{max(1, cores // run_threads())}', flush=True)
         print(f'{sum(map(is_pretrain, todo))} base(s) to pretrain, '
               f'{len(tasks)} tasks ({len(tasks) - len(todo)} finished), '
               f'{args.workers} workers; their log: {log_file}', flush=True)
