@@ -15,16 +15,17 @@ from projects.sdpt.experiments.transfer.plan import check_protocol
 from projects.sdpt.utils.io import atomic_write_json
 
 
-def _suite(root, numerics, aps):
+def _suite(root, numerics, aps, role='report'):
     work = str(root / numerics)
-    check_protocol(work, dict(numerics=numerics, schedule='constant',
-                              iters=200))
+    if role == 'report':
+        check_protocol(work, dict(numerics=numerics, schedule='constant',
+                                  iters=200))
     for seed, ap in aps.items():
         atomic_write_json(
             dict(method='SDPT', key='sdpt', shift='realignment', shots=10,
-                 lr=1.0, seed=seed, AP=ap),
+                 lr=1.0, seed=seed, AP=ap, role=role),
             osp.join(work, 'gdino', 'realignment', 'sdpt',
-                     f'k10_seed{seed}_lr1', 'metrics.json'))
+                     f'k10_seed{seed}_{role}', 'metrics.json'))
     return work
 
 
@@ -32,6 +33,8 @@ def test_spread_over_seeds_beside_spread_under_perturbation(tmp_path):
     pinned = _suite(tmp_path, 'pinned', {3: 0.70, 30: 0.80, 300: 0.90})
     perturbed = _suite(tmp_path, 'aten-default', {3: 0.60, 30: 0.85})
     threads = _suite(tmp_path, 'threads-2', {300: 0.93})
+    # a learning-rate trial at the same lr is not a reported run
+    _suite(tmp_path, 'pinned', {1: 0.10}, role='selection')
     rows = noise_rows([pinned, perturbed, threads])
     assert {r['numerics'] for r in rows} == {'pinned', 'aten-default',
                                              'threads-2'}

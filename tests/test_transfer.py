@@ -652,6 +652,10 @@ def test_a_work_dir_holds_runs_of_one_protocol(tmp_path):
     check_protocol(str(tmp_path), dict(pinned))  # the same: fine
     with pytest.raises(SystemExit, match='numerics: pinned there, native'):
         check_protocol(str(tmp_path), dict(pinned, numerics='native'))
+    # a field the request lacks is named too
+    with pytest.raises(SystemExit, match=r'iters: 200 there, None asked\)'):
+        check_protocol(str(tmp_path), {k: v for k, v in pinned.items()
+                                       if k != 'iters'})
     old = tmp_path / 'old'
     atomic_write_json({'AP': 0.5}, str(old / 'gdino' / 'realignment' /
                                       'sdpt' / 'k10_seed3_lr1' /

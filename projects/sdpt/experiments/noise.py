@@ -31,8 +31,9 @@ REFERENCE = 'pinned'
 
 
 def noise_rows(work_dirs: Sequence[str]) -> List[Dict]:
-    """The tuned runs of ``work_dirs`` (transfer-suite work dirs), each with
-    its work dir's numerics and schedule."""
+    """The reported tuned runs of ``work_dirs`` (transfer-suite work dirs;
+    not their learning-rate trials), each with its work dir's numerics and
+    schedule."""
     rows = []
     for work_dir in work_dirs:
         protocol = read_json(osp.join(work_dir, PROTOCOL_FILE))
@@ -43,7 +44,9 @@ def noise_rows(work_dirs: Sequence[str]) -> List[Dict]:
         for path in sorted(glob.glob(osp.join(work_dir, '*', '*', '*', '*',
                                                'metrics.json'))):
             row = read_json(path) or {}
-            if row.get('AP') is None or row.get('key') == 'zero_shot':
+            # learning-rate trials are not the runs a table reports
+            if (row.get('AP') is None or row.get('key') == 'zero_shot'
+                    or row.get('role') == 'selection'):
                 continue
             rows.append(dict(row, numerics=protocol['numerics'],
                              schedule=protocol['schedule']))

@@ -132,9 +132,10 @@ def check_protocol(work_root: str, protocol: Dict) -> None:
     if recorded is not None:
         recorded = dict(LEGACY_PROTOCOL, **recorded)
     if recorded is not None and recorded != protocol:
-        differ = ', '.join(f'{k}: {recorded.get(k)} there, {v} asked'
-                           for k, v in protocol.items()
-                           if recorded.get(k) != v)
+        differ = ', '.join(
+            f'{k}: {recorded.get(k)} there, {protocol.get(k)} asked'
+            for k in dict.fromkeys([*recorded, *protocol])
+            if recorded.get(k) != protocol.get(k))
         raise SystemExit(
             f'{work_root} holds runs of another protocol ({differ}): give '
             f'this one its own --work-dir, or ask for the same protocol.')
