@@ -9,22 +9,24 @@ import pytest
 from projects.sdpt.experiments.noise import (
     noise_rows,
     noise_table,
+    verdict_table,
     write_noise_report,
 )
 from projects.sdpt.experiments.transfer.plan import check_protocol
 from projects.sdpt.utils.io import atomic_write_json
 
 
-def _suite(root, numerics, aps, role='report'):
+def _suite(root, numerics, aps, role='report', key='sdpt', method='SDPT'):
     work = str(root / numerics)
-    if role == 'report':
+    if not osp.exists(osp.join(work, 'protocol.json')):
         check_protocol(work, dict(numerics=numerics, schedule='constant',
                                   iters=200))
     for seed, ap in aps.items():
         atomic_write_json(
-            dict(method='SDPT', key='sdpt', shift='realignment', shots=10,
-                 lr=1.0, seed=seed, AP=ap, role=role),
-            osp.join(work, 'gdino', 'realignment', 'sdpt',
+            dict(detector='Grounding DINO (tiny)', method=method, key=key,
+                 shift='realignment', shots=10, lr=1.0, seed=seed, AP=ap,
+                 role=role),
+            osp.join(work, 'gdino', 'realignment', key,
                      f'k10_seed{seed}_{role}', 'metrics.json'))
     return work
 
@@ -54,7 +56,28 @@ def test_spread_over_seeds_beside_spread_under_perturbation(tmp_path):
     assert json.loads((tmp_path / 'out' / 'noise.json').read_text()) == \
         {'methods': {'SDPT': {'lr': '1', 'constant': {
             'seeds': '0.800 ± 0.100', 'perturbed_max': '0.100',
-            'by_mode': {'aten-default': '0.100', 'threads-2': '0.030'}}}}}
+            'by_mode': {'aten-default': '0.100', 'threads-2': '0.030'}}}},
+         'verdicts': []}
+
+
+def test_verdicts_per_mode_on_the_seeds_every_mode_ran(tmp_path):
+    """SDPT against CoOp: clearly higher pinned; under the perturbation
+    one seed collapses and the interval takes in zero. Seed 300 has no
+    perturbed CoOp run, so no mode pairs on it."""
+    sdpt = {3: 0.80, 30: 0.81, 300: 0.79}
+    pinned = _suite(tmp_path, 'pinned', sdpt)
+    _suite(tmp_path, 'pinned', {3: 0.60, 30: 0.62, 300: 0.0}, key='text',
+           method='CoOp')
+    perturbed = _suite(tmp_path, 'aten-default', sdpt)
+    _suite(tmp_path, 'aten-default', {3: 0.60, 30: 0.95}, key='text',
+           method='CoOp')
+    [record] = verdict_table(noise_rows([pinned, perturbed]))
+    assert record['method'] == 'CoOp' and record['seeds'] == 2
+    assert record['pinned: SDPT - it'].startswith('+0.195 ± ')
+    assert record['pinned: verdict'] == 'higher'
+    assert record['aten-default: SDPT - it'].startswith('+0.030 ± ')
+    assert record['aten-default: verdict'] == 'no detectable difference'
+    assert record['same verdict in every mode'] == 'no'
 
 
 def test_a_work_dir_without_a_protocol_is_refused(tmp_path):

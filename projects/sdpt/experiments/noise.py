@@ -14,7 +14,11 @@ schedule. For each (schedule, method) this module reports:
 
 When the perturbation spread is as large as the seed spread, a figure made
 on one machine says little about another, and only more seeds (a narrower
-interval of the mean) make a comparison.
+interval of the mean) make a comparison. So the report also asks whether
+the comparisons survive: per schedule and numerics mode, SDPT against each
+other method by the paired difference on the seeds every mode ran
+(``transfer/report.py: paired_comparisons``), and whether each mode gives
+the pinned verdict.
 """
 import glob
 import os.path as osp
@@ -26,6 +30,7 @@ from ..evaluation.statistics import format_mean_std, mean_std
 from ..utils.io import atomic_write_json, atomic_write_text, read_json
 from .results import csv_text, markdown_table
 from .transfer.plan import PROTOCOL_FILE
+from .transfer.report import paired_comparisons
 
 REFERENCE = 'pinned'
 
@@ -112,9 +117,66 @@ def noise_summary(table: Sequence[Dict]) -> Dict:
     return dict(methods=methods)
 
 
+def _seeds_in_every_mode(rows: Sequence[Dict]) -> Dict:
+    """``{(schedule, detector, shift, k, method key): seeds}`` that every
+    numerics mode of the schedule ran."""
+    modes = defaultdict(set)
+    seeds = defaultdict(lambda: defaultdict(set))
+    for row in rows:
+        modes[row['schedule']].add(row['numerics'])
+        cell = (row['schedule'], row['detector'], row['shift'],
+                row['shots'], row['key'])
+        seeds[cell][row['numerics']].add(row['seed'])
+    return {cell: set.intersection(*(by_mode.get(m, set())
+                                     for m in modes[cell[0]]))
+            for cell, by_mode in seeds.items()}
+
+
+def verdict_table(rows: Sequence[Dict]) -> List[Dict]:
+    """Per (schedule, detector, shift, k, method): SDPT's paired
+    difference from the method under each numerics mode, on the seeds every
+    mode ran, and whether each mode reaches the pinned verdict."""
+    common = _seeds_in_every_mode(rows)
+    groups = defaultdict(list)
+    for row in rows:
+        cell = (row['schedule'], row['detector'], row['shift'],
+                row['shots'], row['key'])
+        if row['seed'] in common[cell]:
+            groups[(row['schedule'], row['numerics'])].append(row)
+    # the pinned mode first, its columns beside each perturbed mode's
+    modes = sorted({mode for _, mode in groups},
+                   key=lambda mode: (mode != REFERENCE, mode))
+    records: Dict = {}
+    for (schedule, mode), group in sorted(groups.items()):
+        for c in paired_comparisons(group):
+            record = records.setdefault(
+                (schedule, c['detector'], c['shift'], c['shots'],
+                 c['method']),
+                dict(schedule=schedule, detector=c['detector'],
+                     shift=c['shift'], k=c['shots'], method=c['method'],
+                     seeds=c['n'],
+                     **{f'{m}: {column}': '-' for m in modes
+                        for column in ('SDPT - it', 'verdict')}))
+            half = '' if c['half'] is None else f" ± {c['half']:.3f}"
+            record[f'{mode}: SDPT - it'] = f"{c['difference']:+.3f}{half}"
+            record[f'{mode}: verdict'] = c['verdict']
+    table = []
+    for record in records.values():
+        verdicts = [v for k, v in record.items()
+                    if k.endswith(': verdict') and v != '-']
+        pinned = record[f'{REFERENCE}: verdict'] if REFERENCE in modes \
+            else '-'
+        record['same verdict in every mode'] = (
+            '-' if pinned == '-' or len(verdicts) < 2
+            else 'yes' if set(verdicts) == {pinned} else 'no')
+        table.append(record)
+    return table
+
+
 def write_noise_report(work_dirs: Sequence[str], out_dir: str) -> str:
-    """``noise.md``, ``noise.json`` (:func:`noise_summary`) and
-    ``noise.csv`` (every run) in ``out_dir``; returns the markdown."""
+    """``noise.md``, ``noise.json`` (:func:`noise_summary` and
+    :func:`verdict_table`) and ``noise.csv`` (every run) in ``out_dir``;
+    returns the markdown."""
     rows = noise_rows(work_dirs)
     if not rows:
         raise ValueError('no finished tuned run in ' + ', '.join(work_dirs))
@@ -123,8 +185,16 @@ def write_noise_report(work_dirs: Sequence[str], out_dir: str) -> str:
     lines = markdown_table(
         columns, [[str(r.get(c, '-')) for c in columns] for r in table])
     markdown = '\n'.join(lines) + '\n'
+    verdicts = verdict_table(rows)
+    if verdicts:
+        columns = list(dict.fromkeys(k for r in verdicts for k in r))
+        markdown += '\nSDPT against each method, paired on the seeds every ' \
+            'mode ran:\n\n' + '\n'.join(markdown_table(
+                columns, [[str(r.get(c, '-')) for c in columns]
+                          for r in verdicts])) + '\n'
     atomic_write_text(osp.join(out_dir, 'noise.md'), markdown)
-    atomic_write_json(noise_summary(table), osp.join(out_dir, 'noise.json'))
+    atomic_write_json(dict(noise_summary(table), verdicts=verdicts),
+                      osp.join(out_dir, 'noise.json'))
     runs = sorted(rows, key=lambda r: (r['schedule'], r['method'],
                                        r['numerics'], r['seed']))
     atomic_write_text(osp.join(out_dir, 'noise.csv'), csv_text(
