@@ -169,6 +169,13 @@ def test_json_rows_from_an_object_and_one_row_per_file(tmp_path):
     assert render_table('a.json, b.json | | file; size; runs.1.s',
                         str(tmp_path)).splitlines()[2:] == [
         '| a | 128 | 17.9 |', '| b | 320 | – |']
+    # a list's items are rows too, in its order
+    (tmp_path / 'c.json').write_text(
+        '{"verdicts": [{"m": "CoOp", "v": "higher"}, {"m": "LoRA"}]}')
+    assert render_table('c.json | verdicts | verdicts.*.m as method; '
+                        'verdicts.*.v as verdict; verdicts.5.m',
+                        str(tmp_path)).splitlines()[2:] == [
+        '| CoOp | higher | – |', '| LoRA | – | – |']
 
 
 def test_a_spec_naming_a_missing_file_or_column_says_so(tiny_docs):

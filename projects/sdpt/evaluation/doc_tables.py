@@ -18,8 +18,8 @@ The spec has three parts separated by ``|``:
 - ``ROWS``, for a CSV: filters joined by ``&``; ``field=a,b`` keeps the rows
   whose ``field`` is written ``a`` or ``b`` in the file, ``field!=a,b``
   drops them; empty: every row. For JSON: the dotted path of an object whose
-  keys become the rows (``runs``: one row per key), or empty: one row per
-  file.
+  keys become the rows (``runs``: one row per key), or of a list whose items
+  do (keys ``0``, ``1``, ...), or empty: one row per file.
 - ``COLUMNS``, joined by ``;``: ``PATH[FILTERS]:FORMAT as LABEL``, where only
   ``PATH`` is required. ``LABEL`` is the header (default: ``PATH``);
   ``FORMAT`` is ``MiB`` or ``GiB`` (a byte count shown in that unit),
@@ -214,9 +214,13 @@ def csv_rows(path: str, spec: Spec) -> List[List[str]]:
 def _lookup(document, path: str):
     value = document
     for part in path.split('.'):
-        if not isinstance(value, dict) or part not in value:
+        if isinstance(value, list) and part.isdigit() \
+                and int(part) < len(value):
+            value = value[int(part)]
+        elif isinstance(value, dict) and part in value:
+            value = value[part]
+        else:
             return None
-        value = value[part]
     return value
 
 
@@ -228,10 +232,11 @@ def json_rows(paths: Sequence[str], spec: Spec) -> List[List[str]]:
             document = json.load(f)
         if spec.rows:
             keyed = _lookup(document, spec.rows)
-            if not isinstance(keyed, dict):
-                raise DocTableError(f'{path} has no object at {spec.rows!r} '
-                                    f'to take rows from')
-            keys = list(keyed)
+            if not isinstance(keyed, (dict, list)):
+                raise DocTableError(f'{path} has no object or list at '
+                                    f'{spec.rows!r} to take rows from')
+            keys = list(keyed) if isinstance(keyed, dict) else [
+                str(i) for i in range(len(keyed))]
         else:
             keys = [None]
         stem = osp.splitext(osp.basename(path))[0]
