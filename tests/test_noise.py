@@ -83,3 +83,13 @@ def test_verdicts_per_mode_on_the_seeds_every_mode_ran(tmp_path):
 def test_a_work_dir_without_a_protocol_is_refused(tmp_path):
     with pytest.raises(ValueError, match='protocol.json'):
         noise_rows([str(tmp_path)])
+
+
+def test_runs_without_a_counterpart_are_left_out(tmp_path):
+    pinned = _suite(tmp_path, 'pinned', {3: 0.70})
+    _suite(tmp_path, 'pinned', {3: 0.40}, key='bitfit', method='BitFit')
+    perturbed = _suite(tmp_path, 'aten-default', {3: 0.60})
+    [record] = noise_table(noise_rows([pinned, perturbed]))
+    assert record['method'] == 'SDPT'
+    with pytest.raises(ValueError, match='no run of .* has a counterpart'):
+        write_noise_report([pinned], str(tmp_path / 'out'))

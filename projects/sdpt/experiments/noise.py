@@ -59,9 +59,10 @@ def noise_rows(work_dirs: Sequence[str]) -> List[Dict]:
 
 
 def noise_table(rows: Sequence[Dict]) -> List[Dict]:
-    """One record per (schedule, method, shift, k, lr): the seeds' test AP
-    per numerics mode, and the differences of each perturbed mode from
-    ``pinned`` on the same seeds (module docstring)."""
+    """One record per (schedule, method, shift, k, lr) run under two or
+    more numerics modes: the seeds' test AP per numerics mode, and the
+    differences of each perturbed mode from ``pinned`` on the same seeds
+    (module docstring)."""
     cells = defaultdict(lambda: defaultdict(dict))
     for row in rows:
         cell = (row['schedule'], row['method'], row['shift'], row['shots'],
@@ -70,6 +71,8 @@ def noise_table(rows: Sequence[Dict]) -> List[Dict]:
     table = []
     for (schedule, method, shift, shots, lr), modes in sorted(
             cells.items(), key=lambda kv: tuple(map(str, kv[0]))):
+        if len(modes) < 2:  # nothing to compare it with
+            continue
         record = dict(schedule=schedule, method=method, shift=shift,
                       k=shots, lr=lr)
         for mode, by_seed in sorted(modes.items()):
@@ -181,6 +184,10 @@ def write_noise_report(work_dirs: Sequence[str], out_dir: str) -> str:
     if not rows:
         raise ValueError('no finished tuned run in ' + ', '.join(work_dirs))
     table = noise_table(rows)
+    if not table:
+        raise ValueError('no run of ' + ', '.join(work_dirs) + ' has a '
+                         'counterpart under another numerics mode (the '
+                         'same method, shift, k, learning rate and seed)')
     columns = list(dict.fromkeys(k for record in table for k in record))
     lines = markdown_table(
         columns, [[str(r.get(c, '-')) for c in columns] for r in table])
