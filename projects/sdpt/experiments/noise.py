@@ -158,18 +158,18 @@ def verdict_table(rows: Sequence[Dict]) -> List[Dict]:
                 dict(schedule=schedule, detector=c['detector'],
                      shift=c['shift'], k=c['shots'], method=c['method'],
                      seeds=c['n'],
-                     **{f'{m}: {column}': '-' for m in modes
+                     **{f'{m} {column}': '-' for m in modes
                         for column in ('SDPT - it', 'verdict')}))
             half = '' if c['half'] is None else f" ± {c['half']:.3f}"
-            record[f'{mode}: SDPT - it'] = f"{c['difference']:+.3f}{half}"
-            record[f'{mode}: verdict'] = c['verdict']
+            record[f'{mode} SDPT - it'] = f"{c['difference']:+.3f}{half}"
+            record[f'{mode} verdict'] = c['verdict']
     table = []
     for record in records.values():
         verdicts = [v for k, v in record.items()
-                    if k.endswith(': verdict') and v != '-']
-        pinned = record[f'{REFERENCE}: verdict'] if REFERENCE in modes \
+                    if k.endswith(' verdict') and v != '-']
+        pinned = record[f'{REFERENCE} verdict'] if REFERENCE in modes \
             else '-'
-        record['same verdict in every mode'] = (
+        record['same verdict'] = (
             '-' if pinned == '-' or len(verdicts) < 2
             else 'yes' if set(verdicts) == {pinned} else 'no')
         table.append(record)
