@@ -788,7 +788,7 @@ def test_report_tables_follow_the_zoo_not_the_run_order(tmp_path):
 
 
 def _tasks(tmp_path, base_exists=True, fixed_lrs=None, seeds=(3, 30, 300),
-           extra_seeds=(), methods=('zero_shot', 'sdpt')):
+           extra_seeds=(), methods=('zero_shot', 'sdpt'), results_root=None):
     base = tmp_path / 'base.pth'
     if base_exists:
         base.write_bytes(b'')
@@ -798,7 +798,8 @@ def _tasks(tmp_path, base_exists=True, fixed_lrs=None, seeds=(3, 30, 300),
         work_root=str(tmp_path / 'runs'), bases={'gdino': str(base)},
         pretrain_iters={'gdino': 7}, shots=[1], seeds=list(seeds),
         extra_seeds=list(extra_seeds),
-        lr_factors=[0.1, 1.0, 10.0], fixed_lrs=fixed_lrs or {}, iters=2))
+        lr_factors=[0.1, 1.0, 10.0], fixed_lrs=fixed_lrs or {}, iters=2,
+        results_root=results_root))
 
 
 def test_make_tasks_select_on_their_own_seeds_then_run_the_reported_ones(
@@ -933,6 +934,24 @@ def test_make_tasks_with_a_fixed_lr_selects_nothing(tmp_path):
         assert t.recheck is None
 
 
+def test_runs_record_their_results_in_the_results_folder(tmp_path):
+    """With a results folder apart from the work, every run records its
+    result there, in the folder its work has under the work root, and the
+    decisions drawn from other runs read those records."""
+    results = tmp_path / 'results'
+    tasks = _tasks(tmp_path, extra_seeds=(7, ), results_root=str(results),
+                   methods=('zero_shot', 'sdpt', 'text'))
+    assert len({t.result_file for t in tasks}) == len(tasks)
+    for t in tasks:
+        rel = osp.relpath(t.work_dir, tmp_path / 'runs')
+        assert not rel.startswith('..')
+        assert t.result_file == str(results / rel / 'metrics.json')
+        for key in ('candidates', 'edge_of', 'widen_of'):
+            assert all(f.startswith(str(results))
+                       for f in t.args.get(key, []))
+    assert any('widen_of' in t.args for t in tasks)
+
+
 def test_finished_rows_leave_out_cells_with_runs_to_do(tmp_path):
     def task(name, result, **args):
         work = tmp_path / name
@@ -1040,8 +1059,10 @@ def test_pretraining_is_deterministic_and_writes_an_fp16_base(det, corpus,
 def test_tool_pretrains_tunes_diagnoses_reports_and_skips(tmp_path):
     """The whole suite at two iterations on Grounding DINO (the faster tiny
     detector), one shift, SDPT with two learning rates tried on one
-    selection seed and one reported seed."""
-    root, runs = tmp_path / 'synthetic', tmp_path / 'runs'
+    selection seed and one reported seed. The runs train in one folder and
+    record their results in another (a results folder to commit)."""
+    root, work = tmp_path / 'synthetic', tmp_path / 'work'
+    runs = tmp_path / 'results'
     # A small corpus first (the tool keeps finished splits): evaluations of
     # a handful of images keep the test fast.
     make_synthetic_corpus(str(root), counts=COUNTS, size=SIZE,
@@ -1055,7 +1076,8 @@ def test_tool_pretrains_tunes_diagnoses_reports_and_skips(tmp_path):
             # past it
             '--lr-edge-steps', '1',
             '--pretrain', '--pretrain-iters', 'gdino=2', '--workers', '1',
-            '--root', str(root), '--work-dir', str(runs)]
+            '--root', str(root), '--work-dir', str(work),
+            '--results-dir', str(runs)]
     env = dict(os.environ, OMP_NUM_THREADS='1')
     proc = subprocess.run(args, capture_output=True, text=True, timeout=600,
                           env=env, cwd=REPO_ROOT)
@@ -1064,7 +1086,7 @@ def test_tool_pretrains_tunes_diagnoses_reports_and_skips(tmp_path):
     # the small corpus was kept
     assert len(_coco(root / 'shifts' / 'vocabulary', 'test')['images']) == \
         COUNTS['shift']['test']
-    base = runs / 'bases' / 'gdino_tiny_synthetic_base.pth'
+    base = work / 'bases' / 'gdino_tiny_synthetic_base.pth'
     meta = json.loads(base.with_suffix('.json').read_text())
     assert meta['iters'] == 2 and meta['sha256'] == file_sha256(str(base))
     assert len(meta['val_curve']) == 2
@@ -1086,6 +1108,15 @@ def test_tool_pretrains_tunes_diagnoses_reports_and_skips(tmp_path):
     assert sorted(p.name for p in metrics) == [
         'k1_seed30_selected', 'k1_select3_edge1', 'k1_select3_lr0.001',
         'k1_select3_lr0.01']
+    # the results folder holds only the records; the work stays apart
+    assert sorted(p.name for p in runs.rglob('*') if p.is_file()
+                  and p.name != 'metrics.json') == sorted([
+        'ap_vs_trainable_vocabulary.png', 'protocol.json', 'transfer.csv',
+        'transfer.md'])
+    work_folder = work / 'gdino' / 'vocabulary' / 'sdpt'
+    for p in metrics:
+        assert list((work_folder / p.name).glob('iter_*.pth'))
+        assert not (work_folder / p.name / 'metrics.json').exists()
     first = [m for m in metrics.values() if m['seed'] == 3]
     assert all(m['role'] == 'selection' for m in first)
     # the run past the grid's end went past the end the best dev AP sat at
@@ -1151,5 +1182,6 @@ def test_tool_pretrains_tunes_diagnoses_reports_and_skips(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert '2 cells reported (5 runs), 1 left out with 4 runs to do' in \
         proc.stdout
+    assert not (work / 'gdino' / 'vocabulary' / 'text').exists()
     assert not (runs / 'gdino' / 'vocabulary' / 'text').exists()
     assert (runs / 'transfer.csv').read_text() == csv_text

@@ -9,7 +9,8 @@ tuned under one protocol (learning-rate grid, selection on dev, seeds).
         [--lr-factors 0.1 1 10] [--lr-edge-steps 2] [--lr sdpt=0.1] \\
         [--iters 200] [--schedule cosine] [--numerics pinned] \\
         [--weight-decay shared] [--workers 2] [--pretrain] \\
-        [--root data/synthetic] [--work-dir work_dirs/transfer]
+        [--root data/synthetic] [--work-dir work_dirs/transfer] \\
+        [--results-dir docs/transfer]
 
 Tunes from the shipped bases (checkpoints/synthetic/; --pretrain trains them
 again, deterministically, into WORK_DIR/bases/), writes the corpus and its
@@ -19,8 +20,12 @@ grid on every selection seed (one log step past the grid's end, up to
 best on the selection seeds' mean dev AP on the reported seeds (and on the
 extra seeds where their 95% interval is wider than the target), and writes
 transfer.md / .csv (mean test AP with its 95% interval, paired differences
-to SDPT) and one ap_vs_trainable_<shift>.png per shift to WORK_DIR. Finished
-runs are skipped. --report-only trains nothing: it writes the report from
+to SDPT) and one ap_vs_trainable_<shift>.png per shift. Each run trains in
+WORK_DIR/<detector>/<shift>/<method>/<run>/ and records its result
+(metrics.json) in the same folder under RESULTS_DIR (default: WORK_DIR), where
+the protocol and the report go too: a results folder holds only small files,
+so it can be committed, and the suite continues from it on another machine.
+Finished runs are skipped. --report-only trains nothing: it writes the report from
 the finished cells of the requested suite (e.g. while another process runs
 the rest). See projects/sdpt/experiments/transfer/ for the protocol.
 """
@@ -128,7 +133,11 @@ def parse_args(argv=None):
                         help='train nothing: report the finished cells of '
                         'this suite (cells with runs to do are left out)')
     parser.add_argument('--root', default='data/synthetic')
-    parser.add_argument('--work-dir', default='work_dirs/transfer')
+    parser.add_argument('--work-dir', default='work_dirs/transfer',
+                        help='where runs train (checkpoints, logs)')
+    parser.add_argument('--results-dir', default=None,
+                        help='where each run records its metrics.json, the '
+                        'protocol and the report (default: --work-dir)')
     return parser.parse_args(argv)
 
 
@@ -138,7 +147,9 @@ def main(argv=None):
     iters = dict(DEFAULT_PRETRAIN_ITERS, **name_value_pairs(
         args.pretrain_iters, '--pretrain-iters', set(DETECTORS), int))
     root, work_root = osp.abspath(args.root), osp.abspath(args.work_dir)
+    results_root = osp.abspath(args.results_dir or args.work_dir)
     os.makedirs(work_root, exist_ok=True)
+    os.makedirs(results_root, exist_ok=True)
     plan = TransferPlan(
         detectors=args.detectors, shifts=args.shifts, methods=args.methods,
         root=root, work_root=work_root,
@@ -148,7 +159,7 @@ def main(argv=None):
         lr_edge_steps=args.lr_edge_steps, schedule=args.schedule,
         selection_seeds=args.selection_seeds, weight_decay=args.weight_decay,
         extra_seeds=args.extra_seeds,
-        target_half_width=args.target_half_width)
+        target_half_width=args.target_half_width, results_root=results_root)
     reported = set(args.seeds) | set(args.extra_seeds)
     overlap = sorted(reported & set(args.selection_seeds))
     if overlap and plan.selects():
@@ -159,7 +170,7 @@ def main(argv=None):
         raise SystemExit(f'error: seeds '
                          f'{sorted(set(args.seeds) & set(args.extra_seeds))} '
                          f'are in both --seeds and --extra-seeds')
-    check_protocol(work_root, plan.protocol(args.numerics))
+    check_protocol(results_root, plan.protocol(args.numerics))
     # before the workers start: torch reads these when it first computes
     set_numerics(args.numerics)
     start = time.time()
@@ -194,12 +205,12 @@ def main(argv=None):
     if rows:
         meta = {DETECTOR_NAMES[det]: base_info(path)
                 for det, path in plan.bases.items()}
-        print(write_report(rows, args.shots, work_root, meta))
+        print(write_report(rows, args.shots, results_root, meta))
     print(f"{report['cells']} cells reported ({len(rows)} runs)" + (
         f", {report['unfinished']} left out with {report['runs_left']} runs "
         f"to do" if report['unfinished'] else '') +
         f', {len(failures)} failed, {(time.time() - start) / 60:.1f} min; '
-        f'tables and plots in {work_root}')
+        f'tables and plots in {results_root}')
     for task, error in failures:
         print(f'  FAILED {task.name}: {error}')
     return 1 if failures else 0

@@ -53,6 +53,12 @@ class TransferPlan:
     ``protocol.REFERENCE_METHOD``). Every run trains ``iters`` iterations
     with the learning-rate ``schedule`` (``protocol.lr_schedule``) and the
     ``weight_decay`` rule (``configs.WEIGHT_DECAY_RULES``).
+
+    A run trains in its folder under ``work_root`` (checkpoints, logs) and
+    records its result, ``metrics.json``, in the same folder under
+    ``results_root`` (default: ``work_root``): a results folder of small
+    files, kept apart from the work, can be committed, and a suite continues
+    from it on another machine.
     """
     detectors: Sequence[str]
     shifts: Sequence[str]
@@ -73,6 +79,12 @@ class TransferPlan:
     lr_edge_steps: int = DEFAULT_LR_EDGE_STEPS
     schedule: str = DEFAULT_SCHEDULE
     weight_decay: str = DEFAULT_WEIGHT_DECAY_RULE
+    results_root: Optional[str] = None
+
+    def record_file(self, work_dir: str) -> str:
+        """Where the run working in ``work_dir`` records its result."""
+        return osp.join(self.results_root or self.work_root,
+                        osp.relpath(work_dir, self.work_root), METRICS)
 
     def selects(self) -> bool:
         """Whether some tuned method selects its learning rate."""
@@ -208,12 +220,13 @@ def _pretrain_tasks(plan: TransferPlan
     return tasks, after
 
 
-def _task(name: str, work: str, function: str, args: Dict,
-          after: Tuple[str, ...] = (),
+def _task(plan: TransferPlan, name: str, work: str, function: str,
+          args: Dict, after: Tuple[str, ...] = (),
           recheck: Optional[str] = None) -> GridTask:
-    """A run of the suite, its result in ``metrics.json`` in its folder."""
+    """A run of the suite working in ``work``, its result recorded in
+    ``plan.record_file(work)``."""
     return GridTask(name, work, function, args, after,
-                    osp.join(work, METRICS), recheck)
+                    plan.record_file(work), recheck)
 
 
 def _cell_tasks(plan: TransferPlan, args: Dict, folder: str,
@@ -228,9 +241,9 @@ def _cell_tasks(plan: TransferPlan, args: Dict, folder: str,
         tasks = []
         for seed in plan.seeds:
             name = f'k{k}_seed{seed}_{_lr_name(lrs[0])}'
-            tasks.append(_task(f'{label} {name}', osp.join(folder, name),
-                               TUNE, dict(args, seed=seed, lr=lrs[0]),
-                               after))
+            tasks.append(_task(
+                plan, f'{label} {name}', osp.join(folder, name), TUNE,
+                dict(args, seed=seed, lr=lrs[0]), after))
         return tasks + _extra_seed_tasks(
             plan, label, folder, _lr_name(lrs[0]), dict(args, lr=lrs[0]),
             tasks)
@@ -239,7 +252,7 @@ def _cell_tasks(plan: TransferPlan, args: Dict, folder: str,
         for lr in lrs:
             name = f'k{k}_select{seed}_{_lr_name(lr)}'
             selection.append(_task(
-                f'{label} {name}', osp.join(folder, name), TUNE,
+                plan, f'{label} {name}', osp.join(folder, name), TUNE,
                 dict(args, seed=seed, lr=lr, role='selection'), after))
     step = log_step(lrs)
     for i in range(1, plan.lr_edge_steps + 1):
@@ -248,14 +261,14 @@ def _cell_tasks(plan: TransferPlan, args: Dict, folder: str,
         for seed in plan.selection_seeds:
             name = f'k{k}_select{seed}_edge{i}'
             selection.append(_task(
-                f'{label} {name}', osp.join(folder, name), TUNE,
+                plan, f'{label} {name}', osp.join(folder, name), TUNE,
                 dict(args, seed=seed, edge_step=step, edge_of=before,
                      role='selection'), names, RECHECK))
     reported = []
     for seed in plan.seeds:
         name = f'k{k}_seed{seed}_selected'
         reported.append(_task(
-            f'{label} {name}', osp.join(folder, name), TUNE,
+            plan, f'{label} {name}', osp.join(folder, name), TUNE,
             dict(args, seed=seed,
                  candidates=[t.result_file for t in selection]),
             tuple(t.name for t in selection), RECHECK))
@@ -283,7 +296,7 @@ def _extra_seed_tasks(plan: TransferPlan, label: str, folder: str,
     for seed in plan.extra_seeds:
         name = f'k{k}_seed{seed}_{suffix}'
         tasks.append(_task(
-            f'{label} {name}', osp.join(folder, name), TUNE,
+            plan, f'{label} {name}', osp.join(folder, name), TUNE,
             dict(args, seed=seed, **condition),
             tuple(dict.fromkeys(
                 [n for t in reported for n in t.after] +
@@ -305,7 +318,7 @@ def make_tasks(plan: TransferPlan) -> List[GridTask]:
             for shift in plan.shifts:
                 work = osp.join(plan.work_root, det, shift, 'zero_shot')
                 tasks.append(_task(
-                    f'{det} {shift} zero_shot', work, ZERO_SHOT,
+                    plan, f'{det} {shift} zero_shot', work, ZERO_SHOT,
                     dict(common, shift=shift, shots=plan.shots[0],
                          seed=plan.seeds[0]), after[det]))
         for k in plan.shots:
