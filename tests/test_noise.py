@@ -16,16 +16,18 @@ from projects.sdpt.experiments.transfer.plan import check_protocol
 from projects.sdpt.utils.io import atomic_write_json
 
 
-def _suite(root, numerics, aps, role='report', key='sdpt', method='SDPT'):
-    work = str(root / numerics)
+def _suite(root, numerics, aps, role='report', key='sdpt', method='SDPT',
+           cpu=None, folder=None):
+    work = str(root / (folder or numerics))
     if not osp.exists(osp.join(work, 'protocol.json')):
         check_protocol(work, dict(numerics=numerics, schedule='constant',
                                   iters=200))
+    platform = dict(platform=dict(cpu=cpu)) if cpu else {}
     for seed, ap in aps.items():
         atomic_write_json(
             dict(detector='Grounding DINO (tiny)', method=method, key=key,
                  shift='realignment', shots=10, lr=1.0, seed=seed, AP=ap,
-                 role=role),
+                 role=role, **platform),
             osp.join(work, 'gdino', 'realignment', key,
                      f'k10_seed{seed}_{role}', 'metrics.json'))
     return work
@@ -78,6 +80,22 @@ def test_verdicts_per_mode_on_the_seeds_every_mode_ran(tmp_path):
     assert record['aten-default SDPT - it'].startswith('+0.030 ± ')
     assert record['aten-default verdict'] == 'no detectable difference'
     assert record['same verdict'] == 'no'
+
+
+def test_runs_of_another_cpu_model_are_one_more_mode(tmp_path):
+    """Pinned runs made on another CPU model than the first pinned folder's
+    are compared with it as a mode of their own; perturbed runs on the
+    reference's CPU keep their mode's name."""
+    intel = _suite(tmp_path, 'pinned', {3: 0.70, 30: 0.80}, cpu='Intel Xeon')
+    amd = _suite(tmp_path, 'pinned', {3: 0.75, 30: 0.78}, cpu='AMD EPYC',
+                 folder='amd')
+    aten = _suite(tmp_path, 'aten-default', {3: 0.72}, cpu='Intel Xeon')
+    rows = noise_rows([intel, amd, aten])
+    assert {r['numerics'] for r in rows} == {
+        'pinned', 'pinned on AMD EPYC', 'aten-default'}
+    [record] = noise_table(rows)
+    assert record['pinned on AMD EPYC - pinned, max abs'] == '0.050'
+    assert record['aten-default - pinned, max abs'] == '0.020'
 
 
 def test_a_work_dir_without_a_protocol_is_refused(tmp_path):

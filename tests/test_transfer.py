@@ -85,6 +85,7 @@ from projects.sdpt.experiments.transfer.report import (
     final_rows,
     finished_rows,
     lr_grids,
+    machines,
     paired_comparisons,
     sort_rows,
     write_report,
@@ -759,6 +760,18 @@ def test_sdpt_is_compared_with_each_method_on_the_same_seeds():
     assert found['text']['difference'] == pytest.approx(0.202)
 
 
+def test_the_report_names_the_cpu_models_of_each_table():
+    def run(shift, cpu=None):
+        row = dict(_row(1e-2, 0.3), detector='G', shift=shift, key='sdpt')
+        return dict(row, platform=dict(cpu=cpu)) if cpu else row
+    rows = [run('vocabulary', 'AMD EPYC'), run('vocabulary', 'AMD EPYC'),
+            run('vocabulary', 'Intel Xeon'), run('realignment')]
+    assert machines(rows) == [
+        dict(detector='G', shift='vocabulary',
+             cpus={'AMD EPYC': 2, 'Intel Xeon': 1}),
+        dict(detector='G', shift='realignment', cpus={'not recorded': 1})]
+
+
 def test_report_tables_follow_the_zoo_not_the_run_order(tmp_path):
     def run(det, shift, key, lr=1e-2, seed=3):
         return dict(_row(lr, 0.3, seed=seed), detector=det, shift=shift,
@@ -785,6 +798,9 @@ def test_report_tables_follow_the_zoo_not_the_run_order(tmp_path):
         markdown
     assert markdown.index('**vocabulary**') < markdown.index(
         '**realignment**')
+    assert 'Machines (CPU model: runs; pinned numerics repeat bit for bit ' \
+        'only on one model): G realignment: not recorded 1; G vocabulary: ' \
+        'not recorded 3; A vocabulary: not recorded 1.' in markdown
 
 
 def _tasks(tmp_path, base_exists=True, fixed_lrs=None, seeds=(3, 30, 300),

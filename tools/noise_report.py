@@ -1,12 +1,15 @@
 """The noise study's table: the same transfer-suite runs made under several
-numerics (and schedules), each in its own work dir; per method, the test
-AP's spread over seeds beside its spread under perturbed arithmetic.
+numerics (and schedules, or on several CPU models), each in its own results
+folder; per method, the test AP's spread over seeds beside its spread under
+perturbed arithmetic, and whether SDPT's paired verdicts survive it.
 
-    python tools/noise_report.py WORK_DIR [WORK_DIR ...] --out docs/noise
+    python tools/noise_report.py RESULTS_DIR [RESULTS_DIR ...] --out docs/noise
 
-Each WORK_DIR is a ``tools/transfer_benchmark.py --work-dir`` of one
-``--numerics`` / ``--schedule``. Writes OUT/noise.md and OUT/noise.csv.
-See projects/sdpt/experiments/noise.py.
+Each RESULTS_DIR is a ``tools/transfer_benchmark.py --results-dir`` (or
+``--work-dir``) of one ``--numerics`` / ``--schedule``; pinned runs made on
+another CPU model than the first pinned folder's count as a mode of their
+own. Writes OUT/noise.md, OUT/noise.json and OUT/noise.csv. See
+projects/sdpt/experiments/noise.py.
 """
 import argparse
 import sys
@@ -18,7 +21,7 @@ from projects.sdpt.experiments.noise import write_noise_report
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('work_dirs', nargs='+')
+    parser.add_argument('work_dirs', nargs='+', metavar='RESULTS_DIR')
     parser.add_argument('--out', default='docs/noise')
     args = parser.parse_args(argv)
     try:

@@ -25,9 +25,9 @@ WORK_DIR/<detector>/<shift>/<method>/<run>/ and records its result
 (metrics.json) in the same folder under RESULTS_DIR (default: WORK_DIR), where
 the protocol and the report go too: a results folder holds only small files,
 so it can be committed, and the suite continues from it on another machine.
-Finished runs are skipped. --report-only trains nothing: it writes the report from
-the finished cells of the requested suite (e.g. while another process runs
-the rest). See projects/sdpt/experiments/transfer/ for the protocol.
+Finished runs are skipped. --report-only trains nothing: it writes the report
+from the finished cells of the requested suite (e.g. while another process
+runs the rest). See projects/sdpt/experiments/transfer/ for the protocol.
 """
 import argparse
 import os

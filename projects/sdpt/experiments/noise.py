@@ -2,9 +2,13 @@
 with the seed.
 
 The same runs (method, shift, k, learning rate, seed) are made in several
-transfer-suite work dirs that differ only in their protocol's numerics
-(``utils/numerics.py``: ``pinned`` and its perturbations) and perhaps in the
-schedule. For each (schedule, method) this module reports:
+transfer-suite results folders that differ only in their protocol's numerics
+(``utils/numerics.py``: ``pinned`` and its perturbations), or in the CPU
+model they were made on, and perhaps in the schedule. A folder's runs count
+as one numerics mode: its protocol's, named ``'<numerics> on <CPU>'`` where
+they were made on another CPU model than the first ``pinned`` folder's
+(another machine is one more perturbation). For each (schedule, method)
+this module reports:
 
 * per numerics mode, the test AP's mean and standard deviation over the
   seeds (the spread the tables show);
@@ -23,29 +27,30 @@ the pinned verdict.
 import glob
 import os.path as osp
 import statistics
-from collections import defaultdict
+from collections import Counter, defaultdict
 from typing import Dict, List, Sequence
 
 from ..evaluation.statistics import format_mean_std, mean_std
 from ..utils.io import atomic_write_json, atomic_write_text, read_json
 from .results import csv_text, markdown_table
 from .transfer.plan import PROTOCOL_FILE
-from .transfer.report import paired_comparisons
+from .transfer.report import paired_comparisons, run_cpu
 
 REFERENCE = 'pinned'
 
 
 def noise_rows(work_dirs: Sequence[str]) -> List[Dict]:
-    """The reported tuned runs of ``work_dirs`` (transfer-suite work dirs;
-    not their learning-rate trials), each with its work dir's numerics and
-    schedule."""
-    rows = []
+    """The reported tuned runs of ``work_dirs`` (transfer-suite results
+    folders; not their learning-rate trials), each with its folder's
+    numerics mode (module docstring) and schedule."""
+    folders = []
     for work_dir in work_dirs:
         protocol = read_json(osp.join(work_dir, PROTOCOL_FILE))
         if protocol is None:
             raise ValueError(f'{work_dir}: no {PROTOCOL_FILE} (not a '
-                             f'transfer-suite work dir of a recorded '
+                             f'transfer-suite results folder of a recorded '
                              f'protocol)')
+        runs = []
         for path in sorted(glob.glob(osp.join(work_dir, '*', '*', '*', '*',
                                                'metrics.json'))):
             row = read_json(path) or {}
@@ -53,8 +58,18 @@ def noise_rows(work_dirs: Sequence[str]) -> List[Dict]:
             if (row.get('AP') is None or row.get('key') == 'zero_shot'
                     or row.get('role') == 'selection'):
                 continue
-            rows.append(dict(row, numerics=protocol['numerics'],
-                             schedule=protocol['schedule']))
+            runs.append(row)
+        cpus = Counter(map(run_cpu, runs)).most_common(1)
+        folders.append((protocol, runs, cpus[0][0] if cpus else None))
+    reference_cpu = next((cpu for protocol, _, cpu in folders
+                          if protocol['numerics'] == REFERENCE), None)
+    rows = []
+    for protocol, runs, cpu in folders:
+        mode = protocol['numerics']
+        if reference_cpu is not None and cpu != reference_cpu:
+            mode = f'{mode} on {cpu}'
+        rows += [dict(row, numerics=mode, schedule=protocol['schedule'])
+                 for row in runs]
     return rows
 
 

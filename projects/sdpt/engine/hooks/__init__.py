@@ -9,9 +9,11 @@ from .progress_hook import ProgressHook
 from .prompt_tuning_hook import PromptTuningHook
 from .random_state_hook import RandomStateHook
 from .train_cost_hook import TrainCostHook
+from .weight_averaging_hook import WeightAveragingHook
 
 __all__ = [
     'AtomicCheckpointHook', 'use_atomic_checkpoints', 'EvalReportHook',
     'FiniteLossHook', 'NonFiniteLossError',
-    'ProgressHook', 'PromptTuningHook', 'RandomStateHook', 'TrainCostHook'
+    'ProgressHook', 'PromptTuningHook', 'RandomStateHook', 'TrainCostHook',
+    'WeightAveragingHook'
 ]

@@ -220,10 +220,33 @@ def shift_table(rows: Sequence[Dict], shots_list: Sequence[int]) -> List[str]:
     return markdown_table(columns, lines)
 
 
+def run_cpu(row: Dict) -> str:
+    """The CPU model a run was made on (``'not recorded'`` for runs older
+    than the record)."""
+    return (row.get('platform') or {}).get('cpu') or 'not recorded'
+
+
+def machines(rows: Sequence[Dict]) -> List[Dict]:
+    """Per (detector, shift), the CPU models its runs were made on and how
+    many runs each: pinned numerics repeat bit for bit only on one CPU
+    model."""
+    table = {}
+    for r in rows:
+        cpu = run_cpu(r)
+        counts = table.setdefault((r['detector'], r['shift']), {})
+        counts[cpu] = counts.get(cpu, 0) + 1
+    return [dict(detector=det, shift=shift, cpus=counts)
+            for (det, shift), counts in table.items()]
+
+
 def _summary(rows: Sequence[Dict], chosen: Sequence[Dict]) -> List[str]:
-    """The lines under the tables: the schedule check, the learning-rate
-    grids and the method switched off."""
-    lines = []
+    """The lines under the tables: the machines, the schedule check, the
+    learning-rate grids and the method switched off."""
+    lines = ['Machines (CPU model: runs; pinned numerics repeat bit for bit '
+             'only on one model): ' + '; '.join(
+                 f"{m['detector']} {m['shift']}: " + ', '.join(
+                     f'{cpu} {n}' for cpu, n in sorted(m['cpus'].items()))
+                 for m in machines(rows)) + '.']
     tuned = [r for r in chosen if r['key'] != 'zero_shot']
     flat = [r for r in tuned if r.get('loss_flatness') is not None]
     if flat:

@@ -51,6 +51,7 @@ from .protocol import (
     lr_schedule,
     needs_more_seeds,
     next_edge_lr,
+    schedule_hooks,
     select_lr,
 )
 
@@ -233,6 +234,7 @@ def tune(task: GridTask) -> Dict:
     cfg.optim_wrapper.optimizer.lr = lr
     schedule = a.get('schedule', DEFAULT_SCHEDULE)
     cfg.param_scheduler = lr_schedule(schedule, iters)
+    cfg.custom_hooks = list(cfg.custom_hooks) + schedule_hooks(schedule)
     cfg.merge_from_dict({
         'train_cfg.max_iters': iters,
         # dev is evaluated once, below, not during training
