@@ -44,6 +44,10 @@ def test_spread_over_seeds_beside_spread_under_perturbation(tmp_path):
                                              'threads-2'}
     [record] = noise_table(rows)
     assert record['AP pinned'] == '0.800 ± 0.100'
+    # the pinned column first, whatever order the folders came in
+    [reordered] = noise_table(noise_rows([perturbed, threads, pinned]))
+    assert [k for k in reordered if k.startswith('AP ')] == [
+        'AP pinned', 'AP aten-default', 'AP threads-2']
     assert record['AP aten-default'] == '0.725 ± 0.177'
     assert record['seed std (pinned)'] == '0.100'
     # aten-default: seed 3 -0.10, seed 30 +0.05; threads-2: seed 300 +0.03

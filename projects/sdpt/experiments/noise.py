@@ -73,6 +73,10 @@ def noise_rows(work_dirs: Sequence[str]) -> List[Dict]:
     return rows
 
 
+def _pinned_first(item) -> tuple:
+    return item[0] != REFERENCE, item[0]
+
+
 def noise_table(rows: Sequence[Dict]) -> List[Dict]:
     """One record per (schedule, method, shift, k, lr) run under two or
     more numerics modes: the seeds' test AP per numerics mode, and the
@@ -90,7 +94,8 @@ def noise_table(rows: Sequence[Dict]) -> List[Dict]:
             continue
         record = dict(schedule=schedule, method=method, shift=shift,
                       k=shots, lr=lr)
-        for mode, by_seed in sorted(modes.items()):
+        # the pinned mode's column first, then the perturbed ones
+        for mode, by_seed in sorted(modes.items(), key=_pinned_first):
             record[f'AP {mode}'] = format_mean_std(
                 *mean_std(by_seed.values())[:2])
         reference = modes.get(REFERENCE, {})
