@@ -11,6 +11,11 @@ so the saved, evaluated and served model is the average. Only what trains
 is averaged: for a prompt method a few thousand numbers, not the detector.
 A checkpoint saved before the end carries the average (``weight_average``),
 and resuming from it goes on with it.
+
+Not mmengine's ``EMAHook``: that one averages a deep copy of the whole model
+and swaps it in only around the validation and test loops; here the average
+stays, so a prompt checkpoint, ``tools/test.py``, mmdet's ``DetInferencer``
+and the transfer suite's own evaluations all see the same model.
 """
 from typing import List, Optional
 
