@@ -155,4 +155,3 @@ def schedule_hooks(schedule: str) -> List[Dict]:
     if schedule == 'cosine-ema':
         return [dict(type='WeightAveragingHook', decay=EMA_DECAY)]
     return []
-
