@@ -44,6 +44,11 @@ def test_spread_over_seeds_beside_spread_under_perturbation(tmp_path):
                                              'threads-2'}
     [record] = noise_table(rows)
     assert record['AP pinned'] == '0.800 ± 0.100'
+    # only the seeds asked for
+    [three] = noise_table(noise_rows([pinned, perturbed, threads],
+                                     seeds=[3, 30]))
+    assert three['AP pinned'] == '0.750 ± 0.071'
+    assert 'threads-2 - pinned, max abs' not in three
     # the pinned column first, whatever order the folders came in
     [reordered] = noise_table(noise_rows([perturbed, threads, pinned]))
     assert [k for k in reordered if k.startswith('AP ')] == [

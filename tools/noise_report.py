@@ -3,7 +3,8 @@ numerics (and schedules, or on several CPU models), each in its own results
 folder; per method, the test AP's spread over seeds beside its spread under
 perturbed arithmetic, and whether SDPT's paired verdicts survive it.
 
-    python tools/noise_report.py RESULTS_DIR [RESULTS_DIR ...] --out docs/noise
+    python tools/noise_report.py RESULTS_DIR [RESULTS_DIR ...] \
+        --out docs/noise [--seeds 3 30 300]
 
 Each RESULTS_DIR is a ``tools/transfer_benchmark.py --results-dir`` (or
 ``--work-dir``) of one ``--numerics`` / ``--schedule``; pinned runs made on
@@ -23,9 +24,12 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('work_dirs', nargs='+', metavar='RESULTS_DIR')
     parser.add_argument('--out', default='docs/noise')
+    parser.add_argument('--seeds', nargs='+', type=int, default=None,
+                        help='only the runs of these seeds (default: all), '
+                        'e.g. so that every schedule has the same seeds')
     args = parser.parse_args(argv)
     try:
-        print(write_noise_report(args.work_dirs, args.out))
+        print(write_noise_report(args.work_dirs, args.out, args.seeds))
     except ValueError as err:
         raise SystemExit(f'error: {err}')
     return 0

@@ -28,7 +28,7 @@ import glob
 import os.path as osp
 import statistics
 from collections import Counter, defaultdict
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 from ..evaluation.statistics import format_mean_std, mean_std
 from ..utils.io import atomic_write_json, atomic_write_text, read_json
@@ -39,10 +39,12 @@ from .transfer.report import paired_comparisons, run_cpu
 REFERENCE = 'pinned'
 
 
-def noise_rows(work_dirs: Sequence[str]) -> List[Dict]:
+def noise_rows(work_dirs: Sequence[str],
+               seeds: Optional[Sequence[int]] = None) -> List[Dict]:
     """The reported tuned runs of ``work_dirs`` (transfer-suite results
-    folders; not their learning-rate trials), each with its folder's
-    numerics mode (module docstring) and schedule."""
+    folders; not their learning-rate trials; only those of ``seeds`` when
+    given), each with its folder's numerics mode (module docstring) and
+    schedule."""
     folders = []
     for work_dir in work_dirs:
         protocol = read_json(osp.join(work_dir, PROTOCOL_FILE))
@@ -56,7 +58,8 @@ def noise_rows(work_dirs: Sequence[str]) -> List[Dict]:
             row = read_json(path) or {}
             # learning-rate trials are not the runs a table reports
             if (row.get('AP') is None or row.get('key') == 'zero_shot'
-                    or row.get('role') == 'selection'):
+                    or row.get('role') == 'selection'
+                    or (seeds is not None and row.get('seed') not in seeds)):
                 continue
             runs.append(row)
         cpus = Counter(map(run_cpu, runs)).most_common(1)
@@ -196,11 +199,12 @@ def verdict_table(rows: Sequence[Dict]) -> List[Dict]:
     return table
 
 
-def write_noise_report(work_dirs: Sequence[str], out_dir: str) -> str:
+def write_noise_report(work_dirs: Sequence[str], out_dir: str,
+                       seeds: Optional[Sequence[int]] = None) -> str:
     """``noise.md``, ``noise.json`` (:func:`noise_summary` and
-    :func:`verdict_table`) and ``noise.csv`` (every run) in ``out_dir``;
-    returns the markdown."""
-    rows = noise_rows(work_dirs)
+    :func:`verdict_table`) and ``noise.csv`` (every run) in ``out_dir``,
+    of the runs of ``seeds`` (default: all); returns the markdown."""
+    rows = noise_rows(work_dirs, seeds)
     if not rows:
         raise ValueError('no finished tuned run in ' + ', '.join(work_dirs))
     table = noise_table(rows)
