@@ -38,7 +38,8 @@ DEFAULT_LR_EDGE_STEPS = 2
 #: from 0.08 to 0.02, at a higher mean; CoOp stays noisy under both.
 #: ``cosine-ema`` is cosine with an exponential moving average of the
 #: trainable parameters (decay ``EMA_DECAY``, about the last 50 iterates) in
-#: their place at the end (``WeightAveragingHook``).
+#: their place at the end (``WeightAveragingHook``): measured, not adopted
+#: (SDPT moved more under perturbation, at a lower AP; docs/noise.md).
 SCHEDULES = ('constant', 'cosine', 'cosine-ema')
 DEFAULT_SCHEDULE = 'cosine'
 WARMUP_FRACTION = 0.1
