@@ -17,11 +17,11 @@ from projects.sdpt.utils.io import atomic_write_json
 
 
 def _suite(root, numerics, aps, role='report', key='sdpt', method='SDPT',
-           cpu=None, folder=None):
+           cpu=None, folder=None, iters=200):
     work = str(root / (folder or numerics))
     if not osp.exists(osp.join(work, 'protocol.json')):
         check_protocol(work, dict(numerics=numerics, schedule='constant',
-                                  iters=200))
+                                  iters=iters))
     platform = dict(platform=dict(cpu=cpu)) if cpu else {}
     for seed, ap in aps.items():
         atomic_write_json(
@@ -105,6 +105,19 @@ def test_runs_of_another_cpu_model_are_one_more_mode(tmp_path):
     [record] = noise_table(rows)
     assert record['pinned on AMD EPYC - pinned, max abs'] == '0.050'
     assert record['aten-default - pinned, max abs'] == '0.020'
+
+
+def test_a_longer_schedule_is_a_schedule_of_its_own(tmp_path):
+    pinned = _suite(tmp_path, 'pinned', {3: 0.70})
+    perturbed = _suite(tmp_path, 'aten-default', {3: 0.60})
+    longer = _suite(tmp_path, 'pinned', {3: 0.75}, folder='long', iters=400)
+    longer_perturbed = _suite(tmp_path, 'aten-default', {3: 0.74},
+                              folder='long-aten', iters=400)
+    table = noise_table(noise_rows([pinned, perturbed, longer,
+                                    longer_perturbed]))
+    assert [(r['schedule'], r['perturbed - pinned, max abs'])
+            for r in table] == [('constant', '0.100'),
+                                ('constant, 400 iterations', '0.010')]
 
 
 def test_a_work_dir_without_a_protocol_is_refused(tmp_path):

@@ -4,11 +4,11 @@ with the seed.
 The same runs (method, shift, k, learning rate, seed) are made in several
 transfer-suite results folders that differ only in their protocol's numerics
 (``utils/numerics.py``: ``pinned`` and its perturbations), or in the CPU
-model they were made on, and perhaps in the schedule. A folder's runs count
-as one numerics mode: its protocol's, named ``'<numerics> on <CPU>'`` where
-they were made on another CPU model than the first ``pinned`` folder's
-(another machine is one more perturbation). For each (schedule, method)
-this module reports:
+model they were made on, and perhaps in the schedule (or its length). A
+folder's runs count as one numerics mode: its protocol's, named
+``'<numerics> on <CPU>'`` where they were made on another CPU model than the
+first ``pinned`` folder's (another machine is one more perturbation). For
+each (schedule, method) this module reports:
 
 * per numerics mode, the test AP's mean and standard deviation over the
   seeds (the spread the tables show);
@@ -34,6 +34,7 @@ from ..evaluation.statistics import format_mean_std, mean_std
 from ..utils.io import atomic_write_json, atomic_write_text, read_json
 from .results import csv_text, markdown_table
 from .transfer.plan import PROTOCOL_FILE
+from .transfer.protocol import DEFAULT_ITERS
 from .transfer.report import paired_comparisons, run_cpu
 
 REFERENCE = 'pinned'
@@ -71,9 +72,17 @@ def noise_rows(work_dirs: Sequence[str],
         mode = protocol['numerics']
         if reference_cpu is not None and cpu != reference_cpu:
             mode = f'{mode} on {cpu}'
-        rows += [dict(row, numerics=mode, schedule=protocol['schedule'])
+        rows += [dict(row, numerics=mode, schedule=schedule_label(protocol))
                  for row in runs]
     return rows
+
+
+def schedule_label(protocol: Dict) -> str:
+    """A protocol's schedule, with its length where that is not the
+    suite's default (e.g. ``'cosine, 400 iterations'``)."""
+    iters = protocol.get('iters', DEFAULT_ITERS)
+    return protocol['schedule'] if iters == DEFAULT_ITERS else \
+        f"{protocol['schedule']}, {iters} iterations"
 
 
 def _pinned_first(item) -> tuple:
