@@ -88,6 +88,7 @@ from projects.sdpt.experiments.transfer.report import (
     machines,
     paired_comparisons,
     sort_rows,
+    time_left,
     write_report,
 )
 from projects.sdpt.experiments.transfer.runs import tune
@@ -977,19 +978,26 @@ def test_finished_rows_leave_out_cells_with_runs_to_do(tmp_path):
                         dict(det='gdino', shift='vocabulary', **args),
                         result_file=str(work / 'metrics.json'))
 
+    a1 = dict(AP=0.5, iters=200, wall_s=100.0)
     tasks = [
-        task('zero', dict(AP=0.2), shots=1),
-        task('a1', dict(AP=0.5), method='sdpt', shots=1),
+        task('zero', dict(AP=0.2, wall_s=15.0), shots=1),
+        task('a1', a1, method='sdpt', shots=1),
         task('a2', dict(skipped='inside the grid', lr=None),
              method='sdpt', shots=1),
-        task('b1', dict(AP=0.6), method='sdpt', shots=10),
+        task('b1', dict(AP=0.6, iters=200, wall_s=140.0), method='sdpt',
+             shots=10),
         task('b2', None, method='sdpt', shots=10),
         task('c1', None, method='text', shots=1),
     ]
     report = finished_rows(tasks)
-    assert report['rows'] == [dict(AP=0.2), dict(AP=0.5)]
+    assert report['rows'] == [dict(AP=0.2, wall_s=15.0), a1]
     assert (report['cells'], report['unfinished'],
             report['runs_left']) == (2, 2, 2)
+    # the zero-shot evaluation and the decisions are not training runs
+    assert report['run_s_per_detector'] == {'gdino': 120.0}
+    assert report['runs_left_per_detector'] == {'gdino': 2}
+    assert time_left(report, workers=2) == 120.0
+    assert time_left(dict(report, run_s_per_detector={}), 2) is None
 
 
 def test_make_tasks_pretrains_a_missing_base_before_everything(tmp_path):

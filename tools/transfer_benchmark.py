@@ -39,6 +39,7 @@ import _bootstrap  # noqa: F401
 
 from projects.sdpt.cli import name_value_pairs
 from projects.sdpt.datasets.synthetic.corpus import SHIFTS
+from projects.sdpt.engine.hooks.progress_hook import format_duration
 from projects.sdpt.experiments.bases import DEFAULT_PRETRAIN_ITERS, base_info
 from projects.sdpt.experiments.grid import run_grid
 from projects.sdpt.experiments.transfer import protocol
@@ -58,6 +59,7 @@ from projects.sdpt.experiments.transfer.plan import (
 )
 from projects.sdpt.experiments.transfer.report import (
     finished_rows,
+    time_left,
     write_report,
 )
 from projects.sdpt.experiments.transfer.runs import prepare_data
@@ -206,9 +208,13 @@ def main(argv=None):
         meta = {DETECTOR_NAMES[det]: base_info(path)
                 for det, path in plan.bases.items()}
         print(write_report(rows, args.shots, results_root, meta))
+    left_s = time_left(report, args.workers)
     print(f"{report['cells']} cells reported ({len(rows)} runs)" + (
         f", {report['unfinished']} left out with {report['runs_left']} runs "
-        f"to do" if report['unfinished'] else '') +
+        f"to do" + (f' (at most ~{format_duration(left_s)} at '
+                    f'{args.workers} workers, at the median run time of '
+                    f'the finished runs)' if left_s is not None else '')
+        if report['unfinished'] else '') +
         f', {len(failures)} failed, {(time.time() - start) / 60:.1f} min; '
         f'tables and plots in {results_root}')
     for task, error in failures:

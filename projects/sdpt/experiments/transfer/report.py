@@ -8,7 +8,8 @@ other method of a table by the paired difference on the same seeds, and a
 difference is called higher or lower only when its interval excludes zero.
 """
 import os.path as osp
-from typing import Dict, List, Sequence
+import statistics
+from typing import Dict, List, Optional, Sequence
 
 from ...datasets.synthetic.corpus import SHIFTS
 from ...evaluation.plots import plot_ap_vs_trainable
@@ -50,9 +51,10 @@ def finished_rows(tasks: Sequence[GridTask]) -> Dict:
     with its learning-rate runs and seeds: a cell with runs still to do is
     left out whole, so that no table mixes a finished cell with half of one.
     Returns ``dict(rows=..., cells=n_finished, unfinished=n_cells_left_out,
-    runs_left=n_runs_to_do)``.
+    runs_left=n_runs_to_do, runs_left_per_detector={det: n},
+    run_s_per_detector={det: median wall time of its finished runs})``.
     """
-    cells = {}
+    cells, run_s = {}, {}
     for task in tasks:
         if is_pretrain(task):
             continue
@@ -63,16 +65,35 @@ def finished_rows(tasks: Sequence[GridTask]) -> Dict:
         if result is not None and not task.holds(result):
             result = None  # the selection rules now want another run
         cells.setdefault(key, []).append(result)
-    rows, unfinished, runs_left = [], 0, 0
-    for results in cells.values():
+        if result and result.get('iters') and result.get('wall_s'):
+            run_s.setdefault(a['det'], []).append(result['wall_s'])
+    rows, unfinished, left = [], 0, {}
+    for (det, *_), results in cells.items():
         missing = sum(r is None for r in results)
         if missing:
             unfinished += 1
-            runs_left += missing
+            left[det] = left.get(det, 0) + missing
         else:
             rows += [r for r in results if not r.get('skipped')]
     return dict(rows=rows, cells=len(cells) - unfinished,
-                unfinished=unfinished, runs_left=runs_left)
+                unfinished=unfinished, runs_left=sum(left.values()),
+                runs_left_per_detector=left,
+                run_s_per_detector={det: statistics.median(times)
+                                    for det, times in run_s.items()})
+
+
+def time_left(report: Dict, workers: int) -> Optional[float]:
+    """Seconds of wall time the runs left by :func:`finished_rows` take at
+    most (some turn out to be decisions that train nothing), at the median
+    run time of each detector's finished runs (the median, since a run
+    paused on the way records its pause); None while a detector with runs
+    to do has none finished."""
+    seconds = 0.0
+    for det, n in report['runs_left_per_detector'].items():
+        if det not in report['run_s_per_detector']:
+            return None
+        seconds += n * report['run_s_per_detector'][det]
+    return seconds / max(1, workers)
 
 
 def _tuned_cells(rows: Sequence[Dict]):
