@@ -8,6 +8,7 @@ import pytest
 
 from projects.sdpt.experiments.noise import (
     noise_rows,
+    noise_summary,
     noise_table,
     verdict_table,
     write_noise_report,
@@ -17,7 +18,7 @@ from projects.sdpt.utils.io import atomic_write_json
 
 
 def _suite(root, numerics, aps, role='report', key='sdpt', method='SDPT',
-           cpu=None, folder=None, iters=200):
+           cpu=None, folder=None, iters=200, det='gdino'):
     work = str(root / (folder or numerics))
     if not osp.exists(osp.join(work, 'protocol.json')):
         check_protocol(work, dict(numerics=numerics, schedule='constant',
@@ -25,10 +26,11 @@ def _suite(root, numerics, aps, role='report', key='sdpt', method='SDPT',
     platform = dict(platform=dict(cpu=cpu)) if cpu else {}
     for seed, ap in aps.items():
         atomic_write_json(
-            dict(detector='Grounding DINO (tiny)', method=method, key=key,
-                 shift='realignment', shots=10, lr=1.0, seed=seed, AP=ap,
-                 role=role, **platform),
-            osp.join(work, 'gdino', 'realignment', key,
+            dict(detector=dict(gdino='Grounding DINO (tiny)',
+                               glip='GLIP (tiny)')[det],
+                 method=method, key=key, shift='realignment', shots=10,
+                 lr=1.0, seed=seed, AP=ap, role=role, **platform),
+            osp.join(work, det, 'realignment', key,
                      f'k10_seed{seed}_{role}', 'metrics.json'))
     return work
 
@@ -107,6 +109,19 @@ def test_runs_of_another_cpu_model_are_one_more_mode(tmp_path):
     assert record['aten-default - pinned, max abs'] == '0.020'
 
 
+def test_restored_runs_do_not_decide_a_folders_cpu(tmp_path):
+    """Runs restored without a platform record, beside fewer runs made on
+    the AMD machine, leave the folder's CPU to the recorded runs: a rerun
+    on that machine is a plain perturbation."""
+    suite = _suite(tmp_path, 'pinned', {3: 0.70, 30: 0.80, 300: 0.9})
+    _suite(tmp_path, 'pinned', {3: 0.30, 30: 0.40}, det='glip',
+           cpu='AMD EPYC')
+    rerun = _suite(tmp_path, 'aten-default', {3: 0.31}, det='glip',
+                   cpu='AMD EPYC')
+    rows = noise_rows([suite, rerun])
+    assert {r['numerics'] for r in rows} == {'pinned', 'aten-default'}
+
+
 def test_a_longer_schedule_is_a_schedule_of_its_own(tmp_path):
     pinned = _suite(tmp_path, 'pinned', {3: 0.70})
     perturbed = _suite(tmp_path, 'aten-default', {3: 0.60})
@@ -133,3 +148,18 @@ def test_runs_without_a_counterpart_are_left_out(tmp_path):
     assert record['method'] == 'SDPT'
     with pytest.raises(ValueError, match='no run of .* has a counterpart'):
         write_noise_report([pinned], str(tmp_path / 'out'))
+
+
+def test_the_same_method_on_two_detectors_is_two_cells(tmp_path):
+    pinned = _suite(tmp_path, 'pinned', {3: 0.70, 30: 0.80})
+    _suite(tmp_path, 'pinned', {3: 0.30, 30: 0.40}, det='glip')
+    perturbed = _suite(tmp_path, 'aten-default', {3: 0.72, 30: 0.78})
+    _suite(tmp_path, 'aten-default', {3: 0.20, 30: 0.40}, det='glip')
+    table = noise_table(noise_rows([pinned, perturbed]))
+    by_detector = {r['detector']: r for r in table}
+    assert by_detector['Grounding DINO (tiny)']['AP pinned'] == \
+        '0.750 ± 0.071'
+    assert by_detector['GLIP (tiny)'][
+        'perturbed - pinned, max abs'] == '0.100'
+    assert set(noise_summary(table)['methods']) == {
+        'SDPT (GLIP (tiny))', 'SDPT (Grounding DINO (tiny))'}

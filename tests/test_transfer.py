@@ -74,6 +74,7 @@ from projects.sdpt.experiments.transfer.plan import (
     check_protocol,
     is_pretrain,
     make_tasks,
+    selected_lrs,
 )
 from projects.sdpt.experiments.transfer.protocol import (
     is_flat,
@@ -967,6 +968,44 @@ def test_runs_record_their_results_in_the_results_folder(tmp_path):
             assert all(f.startswith(str(results))
                        for f in t.args.get(key, []))
     assert any('widen_of' in t.args for t in tasks)
+
+
+def test_lr_from_runs_each_cell_at_the_learning_rate_it_selected(
+        tmp_path):
+    """A finished suite again (e.g. under other numerics): each cell at
+    the learning rate its reported runs say it selected, no selection; a
+    cell without reported runs is left out."""
+    results = tmp_path / 'results'
+
+    def record(shift, run, **row):
+        atomic_write_json(dict(shots=1, **row), str(
+            results / 'gdino' / shift / 'sdpt' / run / 'metrics.json'))
+
+    for seed in (3, 30):
+        record('vocabulary', f'k1_seed{seed}_selected', lr=0.1, AP=0.5)
+    # the selection's trials and another cell's trials say nothing
+    record('vocabulary', 'k1_select1_lr1', lr=1.0, AP=0.4)
+    record('appearance', 'k1_select1_lr1', lr=1.0, AP=0.4)
+    record('appearance', 'k1_select1_edge1', lr=None, skipped='inside')
+    lrs = selected_lrs(str(results))
+    assert lrs == {('gdino', 'vocabulary', 'sdpt', 1): 0.1}
+    base = tmp_path / 'base.pth'
+    base.write_bytes(b'')
+    plan = TransferPlan(
+        detectors=['gdino'], shifts=['vocabulary', 'appearance'],
+        methods=['zero_shot', 'sdpt'], root=str(tmp_path / 'corpus'),
+        work_root=str(tmp_path / 'rerun'), bases={'gdino': str(base)},
+        shots=[1], seeds=[3, 30], extra_seeds=[], cell_lrs=lrs)
+    assert not plan.selects()
+    tuned = [t for t in make_tasks(plan) if t.args.get('method')]
+    assert [(t.args['shift'], t.args['seed'], t.args['lr'])
+            for t in tuned] == [('vocabulary', 3, 0.1),
+                                ('vocabulary', 30, 0.1)]
+    assert all(t.args.get('role', 'report') == 'report' for t in tuned)
+    # a cell reports one setting
+    record('vocabulary', 'k1_seed300_selected', lr=1.0, AP=0.5)
+    with pytest.raises(ValueError, match='at learning rates'):
+        selected_lrs(str(results))
 
 
 def test_finished_rows_leave_out_cells_with_runs_to_do(tmp_path):

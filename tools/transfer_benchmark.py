@@ -6,7 +6,8 @@ tuned under one protocol (learning-rate grid, selection on dev, seeds).
         [--methods zero_shot sdpt text ...] [--shots 1 10] \\
         [--selection-seeds 1 2] [--seeds 3 30 300 3000 30000] \\
         [--extra-seeds 7 70 700 7000 70000] [--target-half-width 0.03] \\
-        [--lr-factors 0.1 1 10] [--lr-edge-steps 2] [--lr sdpt=0.1] \\
+        [--lr-factors 0.1 1 10] [--lr-edge-steps 2] [--lr sdpt=0.1 | \\
+        --lr-from docs/transfer] \\
         [--iters 200] [--schedule cosine] [--numerics pinned] \\
         [--weight-decay shared] [--workers 2] [--pretrain] \\
         [--root data/synthetic] [--work-dir work_dirs/transfer] \\
@@ -25,9 +26,12 @@ WORK_DIR/<detector>/<shift>/<method>/<run>/ and records its result
 (metrics.json) in the same folder under RESULTS_DIR (default: WORK_DIR), where
 the protocol and the report go too: a results folder holds only small files,
 so it can be committed, and the suite continues from it on another machine.
-Finished runs are skipped. --report-only trains nothing: it writes the report
-from the finished cells of the requested suite (e.g. while another process
-runs the rest). See projects/sdpt/experiments/transfer/ for the protocol.
+Finished runs are skipped. --lr-from DIR runs each cell at the learning rate
+the suite recorded in DIR selected for it (e.g. again under other --numerics;
+cells DIR has not selected for are left out). --report-only trains nothing:
+it writes the report from the finished cells of the requested suite (e.g.
+while another process runs the rest). See projects/sdpt/experiments/transfer/
+for the protocol.
 """
 import argparse
 import os
@@ -56,6 +60,7 @@ from projects.sdpt.experiments.transfer.plan import (
     check_protocol,
     is_pretrain,
     make_tasks,
+    selected_lrs,
 )
 from projects.sdpt.experiments.transfer.report import (
     finished_rows,
@@ -114,6 +119,11 @@ def parse_args(argv=None):
         help='runs past the end of the grid where the best dev AP sits')
     parser.add_argument('--lr', nargs='+', default=[], metavar='METHOD=LR',
                         help='a fixed learning rate (no selection)')
+    parser.add_argument('--lr-from', metavar='RESULTS_DIR',
+                        help='each cell at the learning rate the suite '
+                        'recorded in RESULTS_DIR selected for it (no '
+                        'selection; cells it has not selected for are left '
+                        'out)')
     parser.add_argument('--iters', type=int, default=protocol.DEFAULT_ITERS,
                         help='training iterations of every run')
     parser.add_argument('--schedule', choices=protocol.SCHEDULES,
@@ -148,6 +158,23 @@ def main(argv=None):
     fixed_lrs = name_value_pairs(args.lr, '--lr', set(suite_methods()), float)
     iters = dict(DEFAULT_PRETRAIN_ITERS, **name_value_pairs(
         args.pretrain_iters, '--pretrain-iters', set(DETECTORS), int))
+    cell_lrs = None
+    if args.lr_from is not None:
+        if fixed_lrs:
+            raise SystemExit('error: give --lr or --lr-from, not both')
+        try:
+            cell_lrs = selected_lrs(args.lr_from)
+        except ValueError as err:
+            raise SystemExit(f'error: --lr-from {err}')
+        wanted = [(d, s, m, k) for d in args.detectors for s in args.shifts
+                  for m in args.methods if m != 'zero_shot'
+                  for k in args.shots]
+        left_out = [' '.join(map(str, cell)) for cell in wanted
+                    if cell not in cell_lrs]
+        print(f'--lr-from {args.lr_from}: {len(wanted) - len(left_out)} '
+              f'of {len(wanted)} cells have a selected learning rate'
+              + (f'; left out: {", ".join(left_out)}' if left_out else ''),
+              flush=True)
     root, work_root = osp.abspath(args.root), osp.abspath(args.work_dir)
     results_root = osp.abspath(args.results_dir or args.work_dir)
     os.makedirs(work_root, exist_ok=True)
@@ -161,7 +188,8 @@ def main(argv=None):
         lr_edge_steps=args.lr_edge_steps, schedule=args.schedule,
         selection_seeds=args.selection_seeds, weight_decay=args.weight_decay,
         extra_seeds=args.extra_seeds,
-        target_half_width=args.target_half_width, results_root=results_root)
+        target_half_width=args.target_half_width, results_root=results_root,
+        cell_lrs=cell_lrs)
     reported = set(args.seeds) | set(args.extra_seeds)
     overlap = sorted(reported & set(args.selection_seeds))
     if overlap and plan.selects():

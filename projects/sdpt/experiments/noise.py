@@ -44,8 +44,9 @@ def noise_rows(work_dirs: Sequence[str],
                seeds: Optional[Sequence[int]] = None) -> List[Dict]:
     """The reported tuned runs of ``work_dirs`` (transfer-suite results
     folders; not their learning-rate trials; only those of ``seeds`` when
-    given), each with its folder's numerics mode (module docstring) and
-    schedule."""
+    given), each with its numerics mode (its folder's, and the CPU model
+    where that is not the one the first ``pinned`` folder's runs of its
+    detector, shift and k were made on) and its folder's schedule."""
     folders = []
     for work_dir in work_dirs:
         protocol = read_json(osp.join(work_dir, PROTOCOL_FILE))
@@ -63,18 +64,30 @@ def noise_rows(work_dirs: Sequence[str],
                     or (seeds is not None and row.get('seed') not in seeds)):
                 continue
             runs.append(row)
-        cpus = Counter(map(run_cpu, runs)).most_common(1)
-        folders.append((protocol, runs, cpus[0][0] if cpus else None))
-    reference_cpu = next((cpu for protocol, _, cpu in folders
-                          if protocol['numerics'] == REFERENCE), None)
+        folders.append((protocol, runs))
+    # per (detector, shift, k), the CPU model of the first pinned folder's
+    # runs; a run made on another is a mode of its own
+    reference_cpu: Dict = {}
+    pinned = next((runs for protocol, runs in folders
+                   if protocol['numerics'] == REFERENCE), [])
+    by_cell = defaultdict(Counter)
+    for row in pinned:
+        by_cell[_cell(row)][run_cpu(row)] += 1
+    for cell, cpus in by_cell.items():
+        reference_cpu[cell] = cpus.most_common(1)[0][0]
     rows = []
-    for protocol, runs, cpu in folders:
-        mode = protocol['numerics']
-        if reference_cpu is not None and cpu != reference_cpu:
-            mode = f'{mode} on {cpu}'
-        rows += [dict(row, numerics=mode, schedule=schedule_label(protocol))
-                 for row in runs]
+    for protocol, runs in folders:
+        for row in runs:
+            mode, cpu = protocol['numerics'], run_cpu(row)
+            if reference_cpu.get(_cell(row), cpu) != cpu:
+                mode = f'{mode} on {cpu}'
+            rows.append(dict(row, numerics=mode,
+                             schedule=schedule_label(protocol)))
     return rows
+
+
+def _cell(row: Dict) -> tuple:
+    return row.get('detector'), row.get('shift'), row.get('shots')
 
 
 def schedule_label(protocol: Dict) -> str:
@@ -90,22 +103,22 @@ def _pinned_first(item) -> tuple:
 
 
 def noise_table(rows: Sequence[Dict]) -> List[Dict]:
-    """One record per (schedule, method, shift, k, lr) run under two or
-    more numerics modes: the seeds' test AP per numerics mode, and the
-    differences of each perturbed mode from ``pinned`` on the same seeds
-    (module docstring)."""
+    """One record per (schedule, detector, method, shift, k, lr) run under
+    two or more numerics modes: the seeds' test AP per numerics mode, and
+    the differences of each perturbed mode from ``pinned`` on the same
+    seeds (module docstring)."""
     cells = defaultdict(lambda: defaultdict(dict))
     for row in rows:
-        cell = (row['schedule'], row['method'], row['shift'], row['shots'],
-                row['lr'])
+        cell = (row['schedule'], row['detector'], row['method'],
+                row['shift'], row['shots'], row['lr'])
         cells[cell][row['numerics']][row['seed']] = float(row['AP'])
     table = []
-    for (schedule, method, shift, shots, lr), modes in sorted(
+    for (schedule, detector, method, shift, shots, lr), modes in sorted(
             cells.items(), key=lambda kv: tuple(map(str, kv[0]))):
         if len(modes) < 2:  # nothing to compare it with
             continue
-        record = dict(schedule=schedule, method=method, shift=shift,
-                      k=shots, lr=lr)
+        record = dict(schedule=schedule, detector=detector, method=method,
+                      shift=shift, k=shots, lr=lr)
         # the pinned mode's column first, then the perturbed ones
         for mode, by_seed in sorted(modes.items(), key=_pinned_first):
             record[f'AP {mode}'] = format_mean_std(
@@ -136,11 +149,18 @@ def noise_table(rows: Sequence[Dict]) -> List[Dict]:
 def noise_summary(table: Sequence[Dict]) -> Dict:
     """``{'methods': {method: {'lr': its lr, schedule: {'seeds': mean ±
     std of the pinned runs, 'perturbed_max': largest change, 'by_mode':
-    {mode: its largest change}}}}}``, for the tables of the
-    documentation."""
+    {mode: its largest change}}}}}``, for the tables of the documentation
+    (a method as ``'SDPT (GLIP (tiny), k=1)'`` where the table spans
+    several detectors, shifts or k)."""
     methods: Dict = {}
+    # a method is named by its cell where the table spans several
+    varying = [field for field in ('detector', 'shift', 'k')
+               if len({record[field] for record in table}) > 1]
     for record in table:
-        entry = methods.setdefault(record['method'], {})
+        cell = ', '.join(f'k={record[f]}' if f == 'k' else str(record[f])
+                         for f in varying)
+        entry = methods.setdefault(
+            f"{record['method']} ({cell})" if cell else record['method'], {})
         entry['lr'] = f"{float(record['lr']):g}"
         suffix = ' - pinned, max abs'
         entry[record['schedule']] = dict(

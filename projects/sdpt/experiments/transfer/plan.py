@@ -47,7 +47,9 @@ class TransferPlan:
     is tried at its recipe learning rate times ``lr_factors`` on every
     seed of ``selection_seeds`` (then up to ``lr_edge_steps`` steps past
     the grid's end where the best mean dev AP sits), unless ``fixed_lrs``
-    gives it one learning rate; the selected one runs on ``seeds``, the
+    gives it one learning rate, or ``cell_lrs`` (:func:`selected_lrs`)
+    one per (detector, shift, method, k), the cells it lacks left out; the
+    selected one runs on ``seeds``, the
     reported ones, and on ``extra_seeds`` too where the reported seeds'
     95% interval is wider than ``target_half_width`` (always for
     ``protocol.REFERENCE_METHOD``). Every run trains ``iters`` iterations
@@ -80,6 +82,7 @@ class TransferPlan:
     schedule: str = DEFAULT_SCHEDULE
     weight_decay: str = DEFAULT_WEIGHT_DECAY_RULE
     results_root: Optional[str] = None
+    cell_lrs: Optional[Dict[Tuple[str, str, str, int], float]] = None
 
     def record_file(self, work_dir: str) -> str:
         """Where the run working in ``work_dir`` records its result."""
@@ -88,8 +91,9 @@ class TransferPlan:
 
     def selects(self) -> bool:
         """Whether some tuned method selects its learning rate."""
-        return any(m != 'zero_shot' and m not in self.fixed_lrs
-                   and len(self.lr_factors) > 1 for m in self.methods)
+        return self.cell_lrs is None and any(
+            m != 'zero_shot' and m not in self.fixed_lrs
+            and len(self.lr_factors) > 1 for m in self.methods)
 
     def seeds_needed(self) -> List[int]:
         """The seeds with runs: the selection seeds, then the reported ones
@@ -105,11 +109,40 @@ class TransferPlan:
                     selection_seeds=list(self.selection_seeds)
                     if self.selects() else None)
 
-    def learning_rates(self, det: str, method: str) -> List[float]:
-        """The learning rates ``method`` is tried at on the first seed."""
+    def learning_rates(self, det: str, shift: str, method: str,
+                       shots: int) -> List[float]:
+        """The learning rates ``method`` is tried at in one cell (none: the
+        cell is left out)."""
+        if self.cell_lrs is not None:
+            lr = self.cell_lrs.get((det, shift, method, shots))
+            return [] if lr is None else [lr]
         if method in self.fixed_lrs:
             return [self.fixed_lrs[method]]
         return lr_grid(recipe_lr(det, method), self.lr_factors)
+
+
+def selected_lrs(results_root: str
+                 ) -> Dict[Tuple[str, str, str, int], float]:
+    """``{(detector, shift, method, k): lr}``: the learning rate each cell
+    of the suite recorded in ``results_root`` selected, read from its
+    reported runs (a cell whose selection has not finished has none), so
+    that its cells can run again at those settings, e.g. under other
+    numerics."""
+    lrs: Dict[Tuple[str, str, str, int], float] = {}
+    pattern = osp.join(results_root, '*', '*', '*', 'k*_seed*_selected',
+                       METRICS)
+    for path in sorted(glob.glob(pattern)):
+        row = read_json(path) or {}
+        if row.get('lr') is None or row.get('skipped'):
+            continue
+        det, shift, method = path.split(osp.sep)[-5:-2]
+        cell = (det, shift, method, int(row['shots']))
+        if lrs.setdefault(cell, float(row['lr'])) != float(row['lr']):
+            raise ValueError(
+                f'{osp.dirname(osp.dirname(path))}: reported runs of k='
+                f'{cell[3]} at learning rates {lrs[cell]:g} and '
+                f'{float(row["lr"]):g}; a cell reports one setting')
+    return lrs
 
 
 def base_files(detectors: Sequence[str], work_root: str,
@@ -325,8 +358,10 @@ def make_tasks(plan: TransferPlan) -> List[GridTask]:
             for method in plan.methods:
                 if method == 'zero_shot':
                     continue
-                lrs = plan.learning_rates(det, method)
                 for shift in plan.shifts:
+                    lrs = plan.learning_rates(det, shift, method, k)
+                    if not lrs:
+                        continue
                     tasks += _cell_tasks(
                         plan, dict(common, shift=shift, method=method,
                                    shots=k, iters=plan.iters,
