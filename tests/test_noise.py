@@ -10,6 +10,7 @@ from projects.sdpt.experiments.noise import (
     noise_rows,
     noise_summary,
     noise_table,
+    schedule_label,
     verdict_table,
     write_noise_report,
 )
@@ -163,3 +164,10 @@ def test_the_same_method_on_two_detectors_is_two_cells(tmp_path):
         'perturbed - pinned, max abs'] == '0.100'
     assert set(noise_summary(table)['methods']) == {
         'SDPT (GLIP (tiny))', 'SDPT (Grounding DINO (tiny))'}
+
+
+def test_another_weight_decay_rule_is_another_setting():
+    assert schedule_label(dict(schedule='cosine', iters=200)) == 'cosine'
+    assert schedule_label(dict(schedule='cosine', iters=400,
+                               weight_decay='recipe')) == \
+        'cosine, 400 iterations, recipe weight decay'

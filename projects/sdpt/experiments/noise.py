@@ -33,6 +33,7 @@ from typing import Dict, List, Optional, Sequence
 from ..evaluation.statistics import format_mean_std, mean_std
 from ..utils.io import atomic_write_json, atomic_write_text, read_json
 from .results import csv_text, markdown_table
+from .transfer.configs import DEFAULT_WEIGHT_DECAY_RULE
 from .transfer.plan import PROTOCOL_FILE
 from .transfer.protocol import DEFAULT_ITERS
 from .transfer.report import paired_comparisons, run_cpu
@@ -91,11 +92,18 @@ def _cell(row: Dict) -> tuple:
 
 
 def schedule_label(protocol: Dict) -> str:
-    """A protocol's schedule, with its length where that is not the
-    suite's default (e.g. ``'cosine, 400 iterations'``)."""
+    """A protocol's schedule, with its length and weight-decay rule where
+    they are not the suite's defaults (e.g. ``'cosine, 400 iterations'``,
+    ``'cosine, recipe weight decay'``): runs that differ in them are not
+    the same setting."""
+    label = [protocol['schedule']]
     iters = protocol.get('iters', DEFAULT_ITERS)
-    return protocol['schedule'] if iters == DEFAULT_ITERS else \
-        f"{protocol['schedule']}, {iters} iterations"
+    if iters != DEFAULT_ITERS:
+        label.append(f'{iters} iterations')
+    rule = protocol.get('weight_decay', DEFAULT_WEIGHT_DECAY_RULE)
+    if rule != DEFAULT_WEIGHT_DECAY_RULE:
+        label.append(f'{rule} weight decay')
+    return ', '.join(label)
 
 
 def _pinned_first(item) -> tuple:

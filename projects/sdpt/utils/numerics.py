@@ -10,10 +10,13 @@ one of these modes, set in the environment of the process *before* torch
 computes anything (the grid's workers are fresh processes that inherit it):
 
 * ``pinned`` (the default): ATen, MKL and oneDNN capped at AVX2, which every
-  x86-64 machine of this kind has; with one thread, a run repeats bit for
-  bit on the same machine, but not on another CPU model (an Intel Xeon and
-  an AMD EPYC under these caps differ in the 7th digit of the first loss):
-  ``numerics_record()`` says which CPU a result is from;
+  x86-64 machine of this kind has (MKL's AVX2 branch is Intel's only: on
+  other CPUs MKL takes its automatic one); with one thread, a run repeats
+  bit for bit on the same machine, but not on another CPU model (an Intel
+  Xeon and an AMD EPYC under these caps differ in the 7th digit of the
+  first loss; under ``mkl-compatible`` their first losses agree, their
+  trained results do not): ``numerics_record()`` says which CPU a result
+  is from;
 * ``native``: whatever the machine chooses (nothing set);
 * ``aten-default``: ATen without vectorisation (the others pinned),
   ``mkl-compatible``: MKL's most portable code path (the others pinned), and
