@@ -143,7 +143,8 @@ def run_task(task: GridTask) -> Dict:
 
 
 def _summary(result: Dict) -> str:
-    parts = [f'{key} {format_mean_std(result[key])}' for key in ('AP', 'AP50')
+    parts = [f'{key.replace("_", " ")} {format_mean_std(result[key])}'
+             for key in ('AP', 'AP50', 'dev_AP')
              if result.get(key) is not None]
     return ' '.join(parts) or 'done'
 

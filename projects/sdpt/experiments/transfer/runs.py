@@ -163,14 +163,32 @@ def evaluate_zero_shot(task: GridTask) -> Dict:
     return row
 
 
-def _trained_metrics(runner, cfg, root: str, work_dir: str) -> Dict:
-    """A trained run's dev / test / source AP, AP with the fusion removed,
-    and its diagnostics against the base."""
+def _training_record(runner, work_dir: str) -> Dict:
+    """What a run's training did: first / last loss, their flatness, the
+    first step's gradient norm and the time per step."""
     losses = _history(runner, 'train/loss')
     grad_norms = _history(runner, 'train/grad_norm')
+    cost = read_json(osp.join(work_dir, 'train_cost.json'), {})
+    return dict(
+        grad_norm_first_step=grad_norms[0] if grad_norms else None,
+        loss_first=losses[0] if losses else None,
+        loss_last=losses[-1] if losses else None,
+        loss_flatness=loss_flatness(losses),
+        step_time_s=cost.get('step_time_s'))
+
+
+def _dev_metrics(runner, cfg) -> Dict:
+    """A learning-rate run's dev AP, all its selection reads: its test
+    split is never evaluated."""
+    return dict(dev_AP=_evaluate(runner, cfg.val_dataloader,
+                                 cfg.val_evaluator).get('AP'))
+
+
+def _trained_metrics(runner, cfg, root: str) -> Dict:
+    """A reported run's dev / test / source AP, AP with the fusion removed,
+    and its diagnostics against the base."""
     out = dict(
-        dev_AP=_evaluate(runner, cfg.val_dataloader,
-                         cfg.val_evaluator).get('AP'),
+        **_dev_metrics(runner, cfg),
         **_evaluate(runner, cfg.test_dataloader, cfg.test_evaluator),
         **_source_and_fusion(runner, cfg, root))
     model = runner.model.eval()
@@ -178,7 +196,6 @@ def _trained_metrics(runner, cfg, root: str, work_dir: str) -> Dict:
     test_batches = runner.build_dataloader(copy.deepcopy(
         cfg.test_dataloader))
     change = fused_feature_change(model, base, next(iter(test_batches)))
-    cost = read_json(osp.join(work_dir, 'train_cost.json'), {})
     # With detector parameters trained too, "off" is not the base.
     off = None if cfg.model.extra_trainable else prompts_off_check(
         model, base, test_batches)
@@ -188,12 +205,7 @@ def _trained_metrics(runner, cfg, root: str, work_dir: str) -> Dict:
         prompts_off_max_diff=off and off['max_diff'],
         prompts_off_batches=off and off['batches'],
         prompts_off_failed=off and off['failed'],
-        prompts_off_error=off and off['first_error'],
-        grad_norm_first_step=grad_norms[0] if grad_norms else None,
-        loss_first=losses[0] if losses else None,
-        loss_last=losses[-1] if losses else None,
-        loss_flatness=loss_flatness(losses),
-        step_time_s=cost.get('step_time_s'))
+        prompts_off_error=off and off['first_error'])
     return out
 
 
@@ -256,7 +268,9 @@ def tune(task: GridTask) -> Dict:
         row.update(dev_AP=0.0, AP=0.0, AP50=0.0,
                    diverged=str(err).split('. Training')[0])
     else:
-        row.update(_trained_metrics(runner, cfg, a['root'], task.work_dir))
+        row.update(_training_record(runner, task.work_dir))
+        row.update(_dev_metrics(runner, cfg) if row['role'] == 'selection'
+                   else _trained_metrics(runner, cfg, a['root']))
     counts = trainable_parameter_report(runner.model)
     row.update(trainable=counts['trainable'], total=counts['total'],
                iters=iters, wall_s=round(time.time() - start, 1),
