@@ -1017,7 +1017,8 @@ def test_finished_rows_leave_out_cells_with_runs_to_do(tmp_path):
                         dict(det='gdino', shift='vocabulary', **args),
                         result_file=str(work / 'metrics.json'))
 
-    a1 = dict(AP=0.5, iters=200, wall_s=100.0)
+    a1 = dict(AP=0.5, iters=200, wall_s=100.0,
+              platform=dict(cpu='AMD EPYC'))
     tasks = [
         task('zero', dict(AP=0.2, wall_s=15.0), shots=1),
         task('a1', a1, method='sdpt', shots=1),
@@ -1033,9 +1034,13 @@ def test_finished_rows_leave_out_cells_with_runs_to_do(tmp_path):
     assert (report['cells'], report['unfinished'],
             report['runs_left']) == (2, 2, 2)
     # the zero-shot evaluation and the decisions are not training runs
-    assert report['run_s_per_detector'] == {'gdino': 120.0}
+    assert report['run_s_per_detector'] == {
+        'gdino': [('AMD EPYC', 100.0), ('not recorded', 140.0)]}
     assert report['runs_left_per_detector'] == {'gdino': 2}
     assert time_left(report, workers=2) == 120.0
+    # this machine's runs where there are some
+    assert time_left(report, workers=2, cpu='AMD EPYC') == 100.0
+    assert time_left(report, workers=2, cpu='Intel Xeon') == 120.0
     assert time_left(dict(report, run_s_per_detector={}), 2) is None
 
 

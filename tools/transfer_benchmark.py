@@ -72,6 +72,7 @@ from projects.sdpt.experiments.zoo import DETECTORS
 from projects.sdpt.utils.numerics import (
     DEFAULT_NUMERICS,
     NUMERICS,
+    numerics_record,
     run_threads,
     set_numerics,
 )
@@ -236,12 +237,13 @@ def main(argv=None):
         meta = {DETECTOR_NAMES[det]: base_info(path)
                 for det, path in plan.bases.items()}
         print(write_report(rows, args.shots, results_root, meta))
-    left_s = time_left(report, args.workers)
+    left_s = time_left(report, args.workers, numerics_record()['cpu'])
     print(f"{report['cells']} cells reported ({len(rows)} runs)" + (
         f", {report['unfinished']} left out with {report['runs_left']} runs "
         f"to do" + (f' (at most ~{format_duration(left_s)} at '
                     f'{args.workers} workers, at the median run time of '
-                    f'the finished runs)' if left_s is not None else '')
+                    f'the finished runs, this CPU\'s where it has some)'
+                    if left_s is not None else '')
         if report['unfinished'] else '') +
         f', {len(failures)} failed, {(time.time() - start) / 60:.1f} min; '
         f'tables and plots in {results_root}')

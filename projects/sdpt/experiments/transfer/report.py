@@ -52,7 +52,8 @@ def finished_rows(tasks: Sequence[GridTask]) -> Dict:
     left out whole, so that no table mixes a finished cell with half of one.
     Returns ``dict(rows=..., cells=n_finished, unfinished=n_cells_left_out,
     runs_left=n_runs_to_do, runs_left_per_detector={det: n},
-    run_s_per_detector={det: median wall time of its finished runs})``.
+    run_s_per_detector={det: [(CPU model, wall time) of each finished
+    run]})``.
     """
     cells, run_s = {}, {}
     for task in tasks:
@@ -66,7 +67,8 @@ def finished_rows(tasks: Sequence[GridTask]) -> Dict:
             result = None  # the selection rules now want another run
         cells.setdefault(key, []).append(result)
         if result and result.get('iters') and result.get('wall_s'):
-            run_s.setdefault(a['det'], []).append(result['wall_s'])
+            run_s.setdefault(a['det'], []).append(
+                (run_cpu(result), result['wall_s']))
     rows, unfinished, left = [], 0, {}
     for (det, *_), results in cells.items():
         missing = sum(r is None for r in results)
@@ -77,22 +79,24 @@ def finished_rows(tasks: Sequence[GridTask]) -> Dict:
             rows += [r for r in results if not r.get('skipped')]
     return dict(rows=rows, cells=len(cells) - unfinished,
                 unfinished=unfinished, runs_left=sum(left.values()),
-                runs_left_per_detector=left,
-                run_s_per_detector={det: statistics.median(times)
-                                    for det, times in run_s.items()})
+                runs_left_per_detector=left, run_s_per_detector=run_s)
 
 
-def time_left(report: Dict, workers: int) -> Optional[float]:
+def time_left(report: Dict, workers: int,
+              cpu: Optional[str] = None) -> Optional[float]:
     """Seconds of wall time the runs left by :func:`finished_rows` take at
     most (some turn out to be decisions that train nothing), at the median
     run time of each detector's finished runs (the median, since a run
-    paused on the way records its pause); None while a detector with runs
-    to do has none finished."""
+    paused on the way records its pause): those made on ``cpu`` where
+    there are some, else all; None while a detector with runs to do has
+    none finished."""
     seconds = 0.0
     for det, n in report['runs_left_per_detector'].items():
-        if det not in report['run_s_per_detector']:
+        runs = report['run_s_per_detector'].get(det, [])
+        if not runs:
             return None
-        seconds += n * report['run_s_per_detector'][det]
+        here = [t for run_cpu_model, t in runs if run_cpu_model == cpu]
+        seconds += n * statistics.median(here or [t for _, t in runs])
     return seconds / max(1, workers)
 
 
