@@ -31,7 +31,7 @@ log=work_dirs/transfer_v2/suite.log
 note() { echo "$(date '+%F %T') $*" | tee -a "$log"; }
 
 group() {  # METHODS CELLS...: one group of cells, then the whole suite's report
-  local methods="$1"; shift
+  local methods; methods=$(echo $1); shift  # one line
   note "start: $methods: $*"
   # shellcheck disable=SC2086
   "$py" tools/transfer_benchmark.py "$@" --methods $methods "${suite[@]}" >> "$log" 2>&1
@@ -42,7 +42,7 @@ group() {  # METHODS CELLS...: one group of cells, then the whole suite's report
 }
 
 perturbed() {  # METHODS CELLS...: the cells again, ATen's vectorisation off
-  local methods="${1/zero_shot/}"; shift
+  local methods; methods=$(echo ${1/zero_shot/}); shift  # one line
   note "start, aten-default: $methods: $*"
   # shellcheck disable=SC2086
   "$py" tools/transfer_benchmark.py --lr-from docs/transfer "$@" --methods $methods \
