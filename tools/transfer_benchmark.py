@@ -236,7 +236,7 @@ def main(argv=None):
     if rows:
         meta = {DETECTOR_NAMES[det]: base_info(path)
                 for det, path in plan.bases.items()}
-        print(write_report(rows, args.shots, results_root, meta))
+        print(write_report(rows, args.shots, results_root, meta, report))
     left_s = time_left(report, args.workers, numerics_record()['cpu'])
     print(f"{report['cells']} cells reported ({len(rows)} runs)" + (
         f", {report['unfinished']} left out with {report['runs_left']} runs "

@@ -309,10 +309,15 @@ def _summary(rows: Sequence[Dict], chosen: Sequence[Dict]) -> List[str]:
 
 
 def _markdown(rows: Sequence[Dict], chosen: Sequence[Dict],
-              shots_list: Sequence[int], base_meta: Dict[str, Dict]) -> str:
+              shots_list: Sequence[int], base_meta: Dict[str, Dict],
+              pending: Optional[Dict] = None) -> str:
     lines = ['AP: test AP, mean over the reported seeds ± the half-width of '
              'its 95 % confidence interval (n seeds); other columns: mean ± '
              'std.', '']
+    if pending and pending.get('unfinished'):
+        lines += [f"Still running, so left out: {pending['unfinished']} "
+                  f"cells of the suite this report was asked for, with "
+                  f"{pending['runs_left']:,} runs to do.", '']
     for det_name in dict.fromkeys(r['detector'] for r in chosen):
         meta = base_meta.get(det_name) or {}
         src = (meta.get('source_val') or {}).get('AP')
@@ -376,15 +381,17 @@ def _plot_shifts(chosen: Sequence[Dict], out_dir: str) -> None:
 
 
 def write_report(rows: List[Dict], shots_list: Sequence[int], out_dir: str,
-                 base_meta: Dict[str, Dict]) -> str:
+                 base_meta: Dict[str, Dict],
+                 pending: Optional[Dict] = None) -> str:
     """``transfer.md``, ``transfer.csv`` (every run) and one plot per shift
     (``ap_vs_trainable_<shift>.png``); returns the markdown.
 
     ``base_meta``: per detector name, the base's ``.json`` (its pretraining
-    iterations and source-domain AP head its tables).
+    iterations and source-domain AP head its tables). ``pending``:
+    :func:`finished_rows`' counts of the cells left out, said at the top.
     """
     chosen = sort_rows(final_rows(rows))
-    markdown = _markdown(rows, chosen, shots_list, base_meta)
+    markdown = _markdown(rows, chosen, shots_list, base_meta, pending)
     atomic_write_text(osp.join(out_dir, 'transfer.md'), markdown)
     reported = {_run_key(r) for r in chosen}
     atomic_write_text(osp.join(out_dir, 'transfer.csv'), csv_text(
