@@ -803,11 +803,11 @@ def test_report_tables_follow_the_zoo_not_the_run_order(tmp_path):
     assert 'Machines (CPU model: runs; pinned numerics repeat bit for bit ' \
         'only on one model): G realignment: not recorded 1; G vocabulary: ' \
         'not recorded 3; A vocabulary: not recorded 1.' in markdown
-    assert 'Still running' not in markdown
+    assert 'Not finished yet' not in markdown
     # the cells still running are said to be left out
     pending = write_report(rows, [1], str(tmp_path), {},
                            dict(unfinished=3, runs_left=1234))
-    assert 'Still running, so left out: 3 cells of the suite this report ' \
+    assert 'Not finished yet, so left out: 3 cells of the suite this report ' \
         'was asked for, with 1,234 runs to do.' in pending
 
 

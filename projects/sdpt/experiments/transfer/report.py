@@ -315,7 +315,7 @@ def _markdown(rows: Sequence[Dict], chosen: Sequence[Dict],
              'its 95 % confidence interval (n seeds); other columns: mean ± '
              'std.', '']
     if pending and pending.get('unfinished'):
-        lines += [f"Still running, so left out: {pending['unfinished']} "
+        lines += [f"Not finished yet, so left out: {pending['unfinished']} "
                   f"cells of the suite this report was asked for, with "
                   f"{pending['runs_left']:,} runs to do.", '']
     for det_name in dict.fromkeys(r['detector'] for r in chosen):
