@@ -172,10 +172,12 @@ def main(argv=None):
                   for k in args.shots]
         left_out = [' '.join(map(str, cell)) for cell in wanted
                     if cell not in cell_lrs]
+        more = f' and {len(left_out) - 10} more' if len(left_out) > 10 \
+            else ''
         print(f'--lr-from {args.lr_from}: {len(wanted) - len(left_out)} '
               f'of {len(wanted)} cells have a selected learning rate'
-              + (f'; left out: {", ".join(left_out)}' if left_out else ''),
-              flush=True)
+              + (f'; left out: {", ".join(left_out[:10])}{more}'
+                 if left_out else ''), flush=True)
     root, work_root = osp.abspath(args.root), osp.abspath(args.work_dir)
     results_root = osp.abspath(args.results_dir or args.work_dir)
     os.makedirs(work_root, exist_ok=True)
