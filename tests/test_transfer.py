@@ -1259,8 +1259,28 @@ def test_tool_pretrains_tunes_diagnoses_reports_and_skips(tmp_path):
     proc = subprocess.run(report_only, capture_output=True, text=True,
                           timeout=300, env=env, cwd=REPO_ROOT)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert '2 cells reported (5 runs), 1 left out with 4 runs to do' in \
-        proc.stdout
+    assert '2 cells reported (5 runs), 1 left out with 4 runs to do (at ' \
+        'most ~' in proc.stdout
     assert not (work / 'gdino' / 'vocabulary' / 'text').exists()
     assert not (runs / 'gdino' / 'vocabulary' / 'text').exists()
     assert (runs / 'transfer.csv').read_text() == csv_text
+
+    # The finished cell again under perturbed numerics, at the learning
+    # rate it selected; the cell that never ran is left out.
+    rerun = tmp_path / 'rerun'
+    proc = subprocess.run(
+        [sys.executable, tool, '--lr-from', str(runs), '--detectors',
+         'gdino', '--shifts', 'vocabulary', '--methods', 'sdpt', 'text',
+         '--shots', '1', '--seeds', '30', '--extra-seeds', '--iters', '2',
+         '--numerics', 'aten-default', '--pretrain', '--workers', '1',
+         '--root', str(root), '--work-dir', str(work), '--results-dir',
+         str(rerun)], capture_output=True, text=True, timeout=300, env=env,
+        cwd=REPO_ROOT)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert '1 of 2 cells have a selected learning rate; left out: gdino ' \
+        'vocabulary text 1' in proc.stdout
+    [again] = [json.loads(p.read_text()) for p in rerun.rglob('metrics.json')]
+    assert again['lr'] == chosen and again['seed'] == 30
+    assert again['numerics'] == 'aten-default' and again['role'] == 'report'
+    assert json.loads((rerun / 'protocol.json').read_text())[
+        'numerics'] == 'aten-default'
