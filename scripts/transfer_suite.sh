@@ -16,6 +16,7 @@
 set -uo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
+bash scripts/setup_env.sh || exit 1
 py="${VENV:-$repo/.venv}/bin/python"
 export PYTHONWARNINGS=ignore
 workers="${WORKERS:-2}"
