@@ -9,6 +9,7 @@ difference is called higher or lower only when its interval excludes zero.
 """
 import os.path as osp
 import statistics
+from collections import Counter, defaultdict
 from typing import Dict, List, Optional, Sequence
 
 from ...datasets.synthetic.corpus import SHIFTS
@@ -255,12 +256,10 @@ def machines(rows: Sequence[Dict]) -> List[Dict]:
     """Per (detector, shift), the CPU models its runs were made on and how
     many runs each: pinned numerics repeat bit for bit only on one CPU
     model."""
-    table = {}
+    table = defaultdict(Counter)
     for r in rows:
-        cpu = run_cpu(r)
-        counts = table.setdefault((r['detector'], r['shift']), {})
-        counts[cpu] = counts.get(cpu, 0) + 1
-    return [dict(detector=det, shift=shift, cpus=counts)
+        table[(r['detector'], r['shift'])][run_cpu(r)] += 1
+    return [dict(detector=det, shift=shift, cpus=dict(counts))
             for (det, shift), counts in table.items()]
 
 
