@@ -32,6 +32,14 @@ def test_train_saves_prompt_only_checkpoints(trained):
     meta = ckpt['meta']['prompt_tuning']
     assert meta['num_tokens'] == 16 and meta['method'] == 'SDPTPrompt'
     assert osp.getsize(work_dir / 'iter_4.pth') < 2e6
+    # saved before the validation of iteration 4, its card has that
+    # validation's metrics (the file rewritten); iter_2's had none
+    card = ckpt['meta']['prompt_card']
+    assert card['iter'] == card['metrics_iter'] == 4
+    assert set(card['metrics']) >= {'coco/bbox_mAP', 'coco/bbox_mAP_50'}
+    marker = ckpt['state_dict']._metadata['']['prompt_checkpoint']
+    assert marker['card']['metrics'] == card['metrics']
+    assert f"coco/bbox_mAP: {card['metrics']['coco/bbox_mAP']:.4f}" in log
 
 
 def test_test_tool_evaluates_base_plus_prompt_checkpoint(trained):

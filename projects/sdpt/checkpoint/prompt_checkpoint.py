@@ -14,8 +14,10 @@ base detector it was tuned on. Next to the method's signature
 ``base_weights``          the base weights file the run started from
 ``classes``               the class names in label order
 ``task``                  benchmark / dataset / shots / seed of the run
-``metrics``               the last validation metrics before the save
-                          (``metrics_iter``: the iteration they were measured)
+``metrics``               the validation metrics of these weights when the
+                          run validated them at the save's iteration, else
+                          the last ones before it (``metrics_iter``: the
+                          iteration they were measured)
 ``trainable``, ``total``  trainable and all parameters
 ``toolbox_version``       ``projects.sdpt`` version (+ git commit)
 ========================  ==================================================
@@ -141,6 +143,20 @@ def build_card(model, *, fingerprint: str, base_weights=None, classes=None,
     # plain JSON types only: torch's safe loader refuses any other pickled
     # class (config dicts, numpy scalars, torch's version string)
     return json.loads(json.dumps(card, default=_plain))
+
+
+def set_card_metrics(checkpoint: dict, metrics: dict,
+                     metrics_iter: int) -> dict:
+    """The card of a saved ``checkpoint`` (updated in place) with
+    ``metrics`` measured at ``metrics_iter``."""
+    card = card_of(checkpoint)
+    if card is None:
+        raise PromptCheckpointMismatch(
+            'the checkpoint has no prompt card: only a prompt checkpoint '
+            'saved by PromptTuningHook records metrics')
+    card['metrics'] = json.loads(json.dumps(dict(metrics), default=_plain))
+    card['metrics_iter'] = metrics_iter
+    return card
 
 
 def _plain(value):

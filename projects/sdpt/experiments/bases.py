@@ -15,7 +15,6 @@ records the curve, so that a plateau can be checked: ``plateau`` is the AP
 gain over the last quarter of the schedule.
 """
 import hashlib
-import io
 import os.path as osp
 import time
 from typing import Dict
@@ -26,7 +25,7 @@ from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
 from ..evaluation.statistics import pick_metrics
-from ..utils.io import atomic_write, read_json
+from ..utils.io import atomic_torch_save, read_json
 from ..utils.paths import REPO_ROOT
 from .grid import GridTask, function_name
 from .transfer.configs import set_corpus_root
@@ -108,9 +107,7 @@ def pretrain(task: GridTask) -> Dict:
     # every run, here or on another machine, starts from these values.
     state = {k: v.half() if v.is_floating_point() else v
              for k, v in detector.state_dict().items()}
-    buffer = io.BytesIO()
-    torch.save({'state_dict': state, 'meta': {}}, buffer)
-    atomic_write(out, buffer.getvalue())
+    atomic_torch_save({'state_dict': state, 'meta': {}}, out)
     tail = [p['AP'] for p in curve.points if p['iter'] >= 0.75 * iters]
     return dict(
         corpus='projects/sdpt/datasets/synthetic/corpus.py (source domain)',

@@ -6,10 +6,13 @@ flushed to disk and renamed into place (``os.replace``, atomic on POSIX).
 Checkpoints, ``last_checkpoint``, few-shot splits, metrics and experiment
 results are all written this way.
 """
+import io
 import json
 import os
 import os.path as osp
 import tempfile
+
+import torch
 
 
 def atomic_write(path: str, data: bytes) -> None:
@@ -42,6 +45,13 @@ def atomic_write(path: str, data: bytes) -> None:
             os.close(dir_fd)
     except OSError:
         pass
+
+
+def atomic_torch_save(obj, path: str) -> None:
+    """``torch.save(obj, path)``, atomically (checkpoints)."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write(path, buffer.getvalue())
 
 
 def atomic_write_json(obj, path: str, indent=1) -> None:

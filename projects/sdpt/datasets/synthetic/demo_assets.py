@@ -13,7 +13,6 @@ Layout::
     root/shapes/{train,val}/*.png   images
     root/shapes/annotations/instances_{train,val}.json
 """
-import io
 import os
 import os.path as osp
 import random
@@ -28,7 +27,7 @@ from PIL import Image, ImageDraw
 from transformers import BertConfig, BertModel, BertTokenizer
 
 from ...detectors.text_encoder import set_text_encoder
-from ...utils.io import atomic_write, atomic_write_json
+from ...utils.io import atomic_torch_save, atomic_write_json
 
 CLASSES = ('circle', 'square', 'triangle')
 COLOURS = {'red': (220, 40, 40), 'green': (40, 180, 60), 'blue': (50, 80,
@@ -162,9 +161,8 @@ def make_base_weights(config_path: str, out_file: str, bert_dir: str) -> str:
     torch.manual_seed(0)
     model = MODELS.build(detector_cfg)
     model.init_weights()
-    buffer = io.BytesIO()
-    torch.save({'state_dict': model.state_dict(), 'meta': {}}, buffer)
-    atomic_write(out_file, buffer.getvalue())
+    atomic_torch_save({'state_dict': model.state_dict(), 'meta': {}},
+                      out_file)
     return out_file
 
 

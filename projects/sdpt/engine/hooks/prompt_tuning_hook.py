@@ -5,6 +5,9 @@
   whole model, and stops the run otherwise.
   It also hashes the frozen base weights once (the card's fingerprint).
 * ``after_val_epoch``: remembers the last validation metrics for the card.
+  mmengine saves a checkpoint before the validation of the same iteration;
+  when the run validated the weights it just saved, their card gets those
+  metrics (the file is rewritten, atomically).
 * ``before_save_checkpoint``: keeps only the trainable parameters (a prompt
   checkpoint), records what they belong to in ``meta['prompt_tuning']`` and
   writes the prompt card in ``meta['prompt_card']``
@@ -16,12 +19,15 @@
   prompt checkpoint with the base detector's weights, so ``--resume`` and
   ``tools/test.py`` load a whole model.
 """
+import os.path as osp
 from typing import Optional
 
 from mmdet.registry import HOOKS
+from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.runner import BaseLoop
+from mmengine.runner.checkpoint import _load_checkpoint
 
 from ...checkpoint.load_completion import mark_prompt_state
 from ...checkpoint.prompt_checkpoint import (
@@ -33,6 +39,7 @@ from ...checkpoint.prompt_checkpoint import (
     build_card,
     check_prompt_checkpoint,
     complete_prompt_checkpoint,
+    set_card_metrics,
 )
 from ...checkpoint.prompt_checkpoint import state_dict_of as _state_dict_of
 from ...methods.trainable import (
@@ -41,6 +48,7 @@ from ...methods.trainable import (
     format_report,
     trainable_parameter_report,
 )
+from ...utils.io import atomic_torch_save
 
 
 def _unwrap(model):
@@ -73,6 +81,7 @@ class PromptTuningHook(Hook):
         self.allow_base_mismatch = allow_base_mismatch
         self._fingerprint = None  # of the frozen base, hashed once per run
         self._metrics = None  # (iteration, the last validation metrics)
+        self._saved_iter = None  # the iteration of the last card written
 
     def _allow_base_mismatch(self, runner) -> bool:
         if self.allow_base_mismatch is not None:
@@ -133,8 +142,31 @@ class PromptTuningHook(Hook):
         self._fingerprint = base_fingerprint(model)
 
     def after_val_epoch(self, runner, metrics=None) -> None:
-        if metrics:
-            self._metrics = (runner.iter, dict(metrics))
+        if not metrics:
+            return
+        self._metrics = (runner.iter, dict(metrics))
+        if self._saved_iter == runner.iter and is_main_process():
+            self._record_metrics_in_last_checkpoint(runner, metrics)
+
+    def _record_metrics_in_last_checkpoint(self, runner, metrics) -> None:
+        """The card of the checkpoint saved at this iteration (before this
+        validation) gets this validation's metrics."""
+        path = runner.message_hub.get_info('last_ckpt')
+        if not path or not osp.isfile(path):
+            return  # remote storage: the card keeps the earlier metrics
+        checkpoint = _load_checkpoint(path, map_location='cpu',
+                                      logger='silent')
+        meta = checkpoint.get('meta') or {}
+        card = meta.get(CARD_KEY)
+        if card is None or card.get('iter') != runner.iter:
+            return
+        card = set_card_metrics(checkpoint, metrics, runner.iter)
+        if not meta[META_KEY].get('full_model'):
+            checkpoint['state_dict'] = mark_prompt_state(
+                checkpoint['state_dict'], meta[META_KEY], card)
+        atomic_torch_save(checkpoint, path)
+        runner.logger.info(f'The card of {path} records the validation '
+                           f'metrics of its weights (iteration {runner.iter})')
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         model = _unwrap(runner.model)
@@ -168,6 +200,7 @@ class PromptTuningHook(Hook):
             metrics_iter=metrics_iter,
             # mmengine saves ``iter_{runner.iter + 1}`` before counting it
             iteration=getattr(runner, 'iter', -1) + 1)
+        self._saved_iter = card['iter']
         if not self.save_full_model:
             # what a plain torch.load + load_state_dict needs to complete it
             checkpoint['state_dict'] = mark_prompt_state(
