@@ -66,7 +66,9 @@ def test_spread_over_seeds_beside_spread_under_perturbation(tmp_path):
     markdown = write_noise_report([pinned, perturbed, threads],
                                   str(tmp_path / 'out'))
     assert markdown.count('\n') == 3
-    assert (tmp_path / 'out' / 'noise.csv').read_text().count('\n') == 7
+    csv_lines = (tmp_path / 'out' / 'noise.csv').read_text().splitlines()
+    assert len(csv_lines) == 7
+    assert csv_lines[0].startswith('schedule,numerics,detector,method,')
     assert json.loads((tmp_path / 'out' / 'noise.json').read_text()) == \
         {'methods': {'SDPT': {'lr': '1', 'constant': {
             'seeds': '0.800 ± 0.100', 'perturbed_max': '0.100',

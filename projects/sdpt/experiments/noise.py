@@ -110,6 +110,13 @@ def _pinned_first(item) -> tuple:
     return item[0] != REFERENCE, item[0]
 
 
+def _cell_of(row) -> tuple:
+    """(schedule, detector, method, shift, k, lr): the runs of one setting
+    under each numerics mode."""
+    return (row['schedule'], row['detector'], row['method'], row['shift'],
+            row['shots'], row['lr'])
+
+
 def noise_table(rows: Sequence[Dict]) -> List[Dict]:
     """One record per (schedule, detector, method, shift, k, lr) run under
     two or more numerics modes: the seeds' test AP per numerics mode, and
@@ -117,9 +124,7 @@ def noise_table(rows: Sequence[Dict]) -> List[Dict]:
     seeds (module docstring)."""
     cells = defaultdict(lambda: defaultdict(dict))
     for row in rows:
-        cell = (row['schedule'], row['detector'], row['method'],
-                row['shift'], row['shots'], row['lr'])
-        cells[cell][row['numerics']][row['seed']] = float(row['AP'])
+        cells[_cell_of(row)][row['numerics']][row['seed']] = float(row['AP'])
     table = []
     for (schedule, detector, method, shift, shots, lr), modes in sorted(
             cells.items(), key=lambda kv: tuple(map(str, kv[0]))):
@@ -239,8 +244,9 @@ def verdict_table(rows: Sequence[Dict]) -> List[Dict]:
 def write_noise_report(work_dirs: Sequence[str], out_dir: str,
                        seeds: Optional[Sequence[int]] = None) -> str:
     """``noise.md``, ``noise.json`` (:func:`noise_summary` and
-    :func:`verdict_table`) and ``noise.csv`` (every run) in ``out_dir``,
-    of the runs of ``seeds`` (default: all); returns the markdown."""
+    :func:`verdict_table`) and ``noise.csv`` (every run of the settings
+    compared) in ``out_dir``, of the runs of ``seeds`` (default: all);
+    returns the markdown."""
     rows = noise_rows(work_dirs, seeds)
     if not rows:
         raise ValueError('no finished tuned run in ' + ', '.join(work_dirs))
@@ -263,9 +269,16 @@ def write_noise_report(work_dirs: Sequence[str], out_dir: str,
     atomic_write_text(osp.join(out_dir, 'noise.md'), markdown)
     atomic_write_json(dict(noise_summary(table), verdicts=verdicts),
                       osp.join(out_dir, 'noise.json'))
-    runs = sorted(rows, key=lambda r: (r['schedule'], r['method'],
+    # the runs of the cells compared (the folders may hold others)
+    modes = defaultdict(set)
+    for row in rows:
+        modes[_cell_of(row)].add(row['numerics'])
+    runs = sorted((r for r in rows if len(modes[_cell_of(r)]) > 1),
+                  key=lambda r: (r['schedule'], r['detector'],
+                                       r['method'], r['shift'], r['shots'],
                                        r['numerics'], r['seed']))
     atomic_write_text(osp.join(out_dir, 'noise.csv'), csv_text(
-        runs, ['schedule', 'numerics', 'method', 'shift', 'shots', 'lr',
+        runs, ['schedule', 'numerics', 'detector', 'method', 'shift',
+               'shots', 'lr',
                'seed', 'dev_AP', 'AP', 'AP50', 'loss_first', 'loss_last']))
     return markdown
