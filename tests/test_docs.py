@@ -176,6 +176,16 @@ def test_json_rows_from_an_object_and_one_row_per_file(tmp_path):
                         'verdicts.*.v as verdict; verdicts.5.m',
                         str(tmp_path)).splitlines()[2:] == [
         '| CoOp | higher | – |', '| LoRA | – | – |']
+    # ... kept or dropped by their fields
+    (tmp_path / 'd.json').write_text(
+        '{"verdicts": [{"m": "CoOp", "k": 10, "d": "GLIP (tiny)"}, '
+        '{"m": "LoRA", "k": 1, "d": "GLIP (tiny)"}, '
+        '{"m": "BitFit", "k": 10}]}')
+    assert render_table('d.json | verdicts & d=GLIP (tiny) & k!=1 | '
+                        'verdicts.*.m', str(tmp_path)).splitlines()[2:] == [
+        '| CoOp |']
+    with pytest.raises(DocTableError, match="rows at 'runs.1' are not obj"):
+        render_table('a.json | runs.1 & s=1 | key', str(tmp_path))
 
 
 def test_a_spec_naming_a_missing_file_or_column_says_so(tiny_docs):

@@ -19,7 +19,9 @@ The spec has three parts separated by ``|``:
   whose ``field`` is written ``a`` or ``b`` in the file, ``field!=a,b``
   drops them; empty: every row. For JSON: the dotted path of an object whose
   keys become the rows (``runs``: one row per key), or of a list whose items
-  do (keys ``0``, ``1``, ...), or empty: one row per file.
+  do (keys ``0``, ``1``, ...), or empty: one row per file; filters may
+  follow the path (``verdicts & detector=GLIP (tiny)``), on the fields of
+  each row's object.
 - ``COLUMNS``, joined by ``;``: ``PATH[FILTERS]:FORMAT as LABEL``, where only
   ``PATH`` is required. ``LABEL`` is the header (default: ``PATH``);
   ``FORMAT`` is ``MiB`` or ``GiB`` (a byte count shown in that unit),
@@ -171,6 +173,17 @@ def _keep(row: Dict[str, str], filters) -> bool:
                for field, keep, values in filters)
 
 
+def _keep_item(item, filters, path: str, rows_path: str) -> bool:
+    """Whether a JSON row's object passes ``filters`` (on its fields)."""
+    if not filters:
+        return True
+    if not isinstance(item, dict):
+        raise DocTableError(f'{path}: the rows at {rows_path!r} are not '
+                            f'objects, so they have no fields to filter on')
+    return _keep({field: str(item.get(field)) for field, _, _ in filters},
+                 filters)
+
+
 def _csv_cell(rows: Sequence[Dict[str, str]], column: Column) -> str:
     rows = [r for r in rows if _keep(r, column.filters)]
     texts = [r[column.path].strip() for r in rows]
@@ -231,12 +244,17 @@ def json_rows(paths: Sequence[str], spec: Spec) -> List[List[str]]:
         with open(path, encoding='utf-8') as f:
             document = json.load(f)
         if spec.rows:
-            keyed = _lookup(document, spec.rows)
+            rows_path, _, filters = spec.rows.partition('&')
+            rows_path = rows_path.strip()
+            keyed = _lookup(document, rows_path)
             if not isinstance(keyed, (dict, list)):
                 raise DocTableError(f'{path} has no object or list at '
-                                    f'{spec.rows!r} to take rows from')
-            keys = list(keyed) if isinstance(keyed, dict) else [
-                str(i) for i in range(len(keyed))]
+                                    f'{rows_path!r} to take rows from')
+            items = keyed.items() if isinstance(keyed, dict) else (
+                (str(i), item) for i, item in enumerate(keyed))
+            filters = parse_filters(filters)
+            keys = [key for key, item in items
+                    if _keep_item(item, filters, path, rows_path)]
         else:
             keys = [None]
         stem = osp.splitext(osp.basename(path))[0]
