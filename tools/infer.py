@@ -27,9 +27,7 @@ import sys
 
 import _bootstrap  # noqa: F401
 
-from mmengine.config import DictAction
-
-from projects.sdpt.cli import parse_tasks, user_errors
+from projects.sdpt.cli import add_config_options, parse_tasks, user_errors
 from projects.sdpt.inference import PromptInferencer
 from projects.sdpt.inference.inferencer import NoClassNamesError
 from projects.sdpt.inference.prompt_bank import PromptBankError
@@ -65,8 +63,7 @@ def parse_args(argv=None):
     parser.add_argument('--no-progress', action='store_true')
     parser.add_argument('--allow-base-mismatch', action='store_true',
                         help='load prompts tuned on other base weights')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings, key=value')
+    add_config_options(parser)
     return parser.parse_args(argv)
 
 

@@ -23,9 +23,12 @@ import sys
 
 import _bootstrap  # noqa: F401
 
-from mmengine.config import DictAction
-
-from projects.sdpt.cli import import_optional, parse_tasks, user_errors
+from projects.sdpt.cli import (
+    add_config_options,
+    import_optional,
+    parse_tasks,
+    user_errors,
+)
 from projects.sdpt.inference import PromptInferencer
 from projects.sdpt.inference.prompt_bank import PromptBankError
 from projects.sdpt.serving.service import (
@@ -66,8 +69,7 @@ def parse_args(argv=None):
                         help='the largest image, in pixels')
     parser.add_argument('--allow-base-mismatch', action='store_true',
                         help='load prompts tuned on other base weights')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings, key=value')
+    add_config_options(parser)
     return parser.parse_args(argv)
 
 

@@ -12,26 +12,22 @@ A prompt checkpoint (as saved by training) is completed with the config's
 base detector weights (``base_weights``, default its ``load_from``).
 """
 import argparse
-import os
 import os.path as osp
 
 import _bootstrap  # noqa: F401
 
 import torch.distributed as dist
 from mmdet.engine.hooks.utils import trigger_visualization_hook
-from mmdet.utils import setup_cache_size_limit_of_dynamo
-from mmengine.config import DictAction
 from mmengine.dist import is_main_process
 from mmengine.evaluator import DumpResults
 from mmengine.runner import Runner
 
 from projects.sdpt.cli import (
+    add_runner_arguments,
     check_weights_exist,
-    default_work_dir,
-    setup_cpu_distributed,
+    runner_config,
     user_errors,
 )
-from projects.sdpt.engine.config import load_config
 from projects.sdpt.utils.io import atomic_write_json
 
 
@@ -63,32 +59,15 @@ def parse_args():
         action='store_true',
         help='load a prompt checkpoint onto base weights whose fingerprint '
         'differs from the one on its card (a warning instead of an error)')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config settings, key=value')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    add_runner_arguments(parser)
     return parser.parse_args()
 
 
 def main():
     args = parse_args()
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    setup_cache_size_limit_of_dynamo()
-
-    cfg = load_config(args.config, args.cfg_options)
-    cfg.launcher = args.launcher
+    cfg = runner_config(args)
     if args.allow_base_mismatch:
         cfg.allow_base_mismatch = True
-    setup_cpu_distributed(cfg, args.launcher)
-    cfg.work_dir = args.work_dir or cfg.get('work_dir') or default_work_dir(
-        args.config, cfg)
     if args.checkpoint:
         if not osp.isfile(args.checkpoint) and '://' not in args.checkpoint:
             raise SystemExit(f'No checkpoint at {args.checkpoint}')

@@ -3,25 +3,21 @@
     python tools/train.py configs/sdpt_glip_coco_1shot.py [--amp] [--resume]
 """
 import argparse
-import os
 import os.path as osp
 
 import _bootstrap  # noqa: F401
 
 import torch.distributed as dist
-from mmdet.utils import setup_cache_size_limit_of_dynamo
-from mmengine.config import DictAction
 from mmengine.runner import Runner
 
 from projects.sdpt.cli import (
     add_progress_hook,
+    add_runner_arguments,
     check_train_data_or_exit,
     check_weights_exist,
-    default_work_dir,
-    setup_cpu_distributed,
+    runner_config,
     user_errors,
 )
-from projects.sdpt.engine.config import load_config
 from projects.sdpt.engine.hooks import use_atomic_checkpoints
 
 
@@ -40,34 +36,17 @@ def parse_args():
         const='auto',
         help='resume from this checkpoint, or from the latest one in the work '
         'dir when no path is given')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config settings, key=value')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
+    add_runner_arguments(parser)
     parser.add_argument(
         '--skip-data-check',
         action='store_true',
         help='do not check the training annotations and images first')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     return parser.parse_args()
 
 
 def main():
     args = parse_args()
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    setup_cache_size_limit_of_dynamo()
-
-    cfg = load_config(args.config, args.cfg_options)
-    cfg.launcher = args.launcher
-    setup_cpu_distributed(cfg, args.launcher)
-    cfg.work_dir = args.work_dir or cfg.get('work_dir') or default_work_dir(
-        args.config, cfg)
+    cfg = runner_config(args)
     if args.amp:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.loss_scale = 'dynamic'

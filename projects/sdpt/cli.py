@@ -9,6 +9,8 @@ import urllib.error
 
 import torch
 import torch.distributed as dist
+from mmdet.utils import setup_cache_size_limit_of_dynamo
+from mmengine.config import DictAction
 from mmengine.logging import MMLogger
 
 from .checkpoint.prompt_checkpoint import RECORD_ONLY, PromptCheckpointMismatch
@@ -17,6 +19,7 @@ from .checkpoint.safe_loading import (
     UntrustedCheckpointError,
 )
 from .datasets.data_check import DataCheckError, check_train_data
+from .engine.config import load_config
 from .engine.hooks import NonFiniteLossError
 from .engine.hooks.progress_hook import PROGRESS_FD_ENV
 from .models import MissingLanguageModelError
@@ -73,6 +76,36 @@ def import_optional(module: str, tool: str):
             raise
         raise SystemExit(f'{tool} needs {missing}: pip install -r '
                          f'{OPTIONAL_REQUIREMENTS[missing]}') from None
+
+
+def add_config_options(parser) -> None:
+    """``--cfg-options key=value ...``, as every mmdet tool has it."""
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config settings, key=value')
+
+
+def add_runner_arguments(parser) -> None:
+    """What ``tools/train.py`` and ``tools/test.py`` share with mmdet's:
+    ``--cfg-options``, ``--launcher`` and ``--local-rank``."""
+    add_config_options(parser)
+    parser.add_argument('--launcher',
+                        choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def runner_config(args):
+    """The config of ``args.config`` (with ``--cfg-options``) for a Runner:
+    the launcher (gloo on a machine without a GPU) and the work dir
+    (``--work-dir``, the config's, else :func:`default_work_dir`)."""
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    setup_cache_size_limit_of_dynamo()
+    cfg = load_config(args.config, args.cfg_options)
+    cfg.launcher = args.launcher
+    setup_cpu_distributed(cfg, args.launcher)
+    cfg.work_dir = args.work_dir or cfg.get('work_dir') or default_work_dir(
+        args.config, cfg)
+    return cfg
 
 
 def default_work_dir(config_path, cfg=None):
