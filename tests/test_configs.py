@@ -8,6 +8,8 @@ import pytest
 from helpers import REPO_ROOT
 from mmengine.config import Config
 
+from projects.sdpt.engine.config import without_yapf
+
 REAL = {
     'sdpt_glip_coco_1shot.py': ('GLIP', 84, [0], 'synchronous'),
     'sdpt_glip-t-c_coco_1shot.py': ('GLIP', 45, [0], 'synchronous'),
@@ -128,3 +130,15 @@ def test_config_keeps_the_runtime_hooks(path):
     types = [hook['type'] for hook in cfg.get('custom_hooks', [])]
     for hook in RUNTIME_HOOKS:
         assert types.count(hook) == 1, (hook, types)
+
+
+def test_a_config_without_yapf_gives_the_same_config():
+    """The transfer suite's runs skip mmengine's yapf formatting (seconds
+    a run): the text they dump and log must load back as the same config."""
+    cfg = Config.fromfile(osp.join(REPO_ROOT, 'configs', 'transfer',
+                                   'gdino_tiny_synthetic.py'))
+    plain = without_yapf(cfg)
+    assert plain.pretty_text != cfg.pretty_text  # not formatted, yet:
+    assert Config.fromstring(plain.pretty_text, '.py').to_dict() == \
+        Config.fromstring(cfg.pretty_text, '.py').to_dict() == cfg.to_dict()
+    assert plain.filename == cfg.filename

@@ -40,6 +40,17 @@ def load_config(path, cfg_options=None):
     return cfg
 
 
+def without_yapf(cfg: Config) -> Config:
+    """``cfg`` whose ``pretty_text`` is not formatted with yapf (the same
+    valid Python, long lines). A Runner formats its config five times (the
+    log, the dumped file, the message hub, each checkpoint's meta), about
+    1 s each for the tiny transfer configs: worth it only for many short
+    runs. ``Config.fromfile`` takes ``format_python_code`` but drops it for
+    a plain (not lazy-import) config file."""
+    return Config(cfg.to_dict(), cfg_text=cfg.text, filename=cfg.filename,
+                  env_variables=cfg.env_variables, format_python_code=False)
+
+
 def fill_prompt_classes(cfg) -> None:
     """``model.prompt.classes = None`` (methods with vectors per class):
     the training set's class names, in label order, in place."""
