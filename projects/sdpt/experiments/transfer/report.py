@@ -289,8 +289,8 @@ def _summary(rows: Sequence[Dict], chosen: Sequence[Dict]) -> List[str]:
             f'Learning rates: {extended} of {len(grids)} cells went past the '
             f'end of their grid (the best dev AP sat there, or the grid was '
             f'flat: {flat} cells with every dev AP within {FLAT_DEV_AP}); '
-            f'{at_end} are still selected at an end of the learning rates '
-            f'they tried.')
+            f'{at_end} {"is" if at_end == 1 else "are"} still selected at '
+            f'an end of the learning rates they tried.')
     off = [r for r in tuned if r.get('prompts_off_max_diff') is not None]
     if off:
         failed = [r for r in off if r.get('prompts_off_failed')]
