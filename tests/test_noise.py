@@ -8,6 +8,7 @@ import pytest
 
 from projects.sdpt.experiments.noise import (
     noise_rows,
+    noise_rows_from_csv,
     noise_summary,
     noise_table,
     schedule_label,
@@ -16,6 +17,7 @@ from projects.sdpt.experiments.noise import (
 )
 from projects.sdpt.experiments.transfer.plan import check_protocol
 from projects.sdpt.utils.io import atomic_write_json
+from tests.helpers import run
 
 
 def _suite(root, numerics, aps, role='report', key='sdpt', method='SDPT',
@@ -46,34 +48,44 @@ def test_spread_over_seeds_beside_spread_under_perturbation(tmp_path):
     assert {r['numerics'] for r in rows} == {'pinned', 'aten-default',
                                              'threads-2'}
     [record] = noise_table(rows)
-    assert record['AP pinned'] == '0.800 ± 0.100'
+    # the modes ran different seeds: each mean says over how many
+    assert record['AP pinned'] == '0.800 ± 0.100 (n=3)'
     # only the seeds asked for
     [three] = noise_table(noise_rows([pinned, perturbed, threads],
                                      seeds=[3, 30]))
-    assert three['AP pinned'] == '0.750 ± 0.071'
+    assert three['AP pinned'] == '0.750 ± 0.071'  # the same two seeds
     assert 'threads-2 - pinned, max abs' not in three
     # the pinned column first, whatever order the folders came in
     [reordered] = noise_table(noise_rows([perturbed, threads, pinned]))
     assert [k for k in reordered if k.startswith('AP ')] == [
         'AP pinned', 'AP aten-default', 'AP threads-2']
-    assert record['AP aten-default'] == '0.725 ± 0.177'
+    assert record['AP aten-default'] == '0.725 ± 0.177 (n=2)'
     assert record['seed std (pinned)'] == '0.100'
     # aten-default: seed 3 -0.10, seed 30 +0.05; threads-2: seed 300 +0.03
     assert record['perturbed - pinned, mean abs'] == '0.060'
     assert record['perturbed - pinned, max abs'] == '0.100'
     assert record['aten-default - pinned, max abs'] == '0.100'
     assert record['threads-2 - pinned, max abs'] == '0.030'
-    markdown = write_noise_report([pinned, perturbed, threads],
-                                  str(tmp_path / 'out'))
+    out = tmp_path / 'out'
+    markdown = write_noise_report(rows, str(out))
     assert markdown.count('\n') == 3
-    csv_lines = (tmp_path / 'out' / 'noise.csv').read_text().splitlines()
+    csv_lines = (out / 'noise.csv').read_text().splitlines()
     assert len(csv_lines) == 7
-    assert csv_lines[0].startswith('schedule,numerics,detector,method,')
-    assert json.loads((tmp_path / 'out' / 'noise.json').read_text()) == \
+    assert csv_lines[0].startswith('schedule,numerics,detector,method,key,')
+    report = json.loads((out / 'noise.json').read_text())
+    assert report == \
         {'methods': {'SDPT': {'lr': '1', 'constant': {
-            'seeds': '0.800 ± 0.100', 'perturbed_max': '0.100',
+            'seeds': '0.800 ± 0.100 (n=3)', 'perturbed_max': '0.100',
             'by_mode': {'aten-default': '0.100', 'threads-2': '0.030'}}}},
          'verdicts': []}
+    # the report rebuilt from its own CSV is the same report
+    rebuilt = tmp_path / 'rebuilt'
+    assert write_noise_report(noise_rows_from_csv(str(out / 'noise.csv')),
+                              str(rebuilt)) == markdown
+    assert json.loads((rebuilt / 'noise.json').read_text()) == report
+    assert (rebuilt / 'noise.csv').read_text() == \
+        (out / 'noise.csv').read_text()
+    assert len(noise_rows_from_csv(str(out / 'noise.csv'), seeds=[3])) == 2
 
 
 def test_verdicts_per_mode_on_the_seeds_every_mode_ran(tmp_path):
@@ -149,8 +161,40 @@ def test_runs_without_a_counterpart_are_left_out(tmp_path):
     perturbed = _suite(tmp_path, 'aten-default', {3: 0.60})
     [record] = noise_table(noise_rows([pinned, perturbed]))
     assert record['method'] == 'SDPT'
-    with pytest.raises(ValueError, match='no run of .* has a counterpart'):
-        write_noise_report([pinned], str(tmp_path / 'out'))
+    with pytest.raises(ValueError, match='no run has a counterpart'):
+        write_noise_report(noise_rows([pinned]), str(tmp_path / 'out'))
+
+
+def test_the_tool_rebuilds_a_report_from_its_csv(tmp_path):
+    pinned = _suite(tmp_path, 'pinned', {3: 0.70, 30: 0.80})
+    perturbed = _suite(tmp_path, 'aten-default', {3: 0.60, 30: 0.85})
+    first = run('noise_report.py', pinned, perturbed, '--out',
+                tmp_path / 'first').stdout
+    assert '0.750 ± 0.071' in first
+    assert run('noise_report.py', '--from-csv',
+               tmp_path / 'first' / 'noise.csv', '--out',
+               tmp_path / 'again').stdout == first
+    both = run('noise_report.py', pinned, '--from-csv',
+               tmp_path / 'first' / 'noise.csv', ok=False)
+    assert both.code == 2 and 'RESULTS_DIRs or --from-csv' in both.out
+    empty = run('noise_report.py', str(tmp_path / 'first' / 'noise.csv'),
+                ok=False)
+    assert empty.code == 1 and 'protocol.json' in empty.out
+
+
+def test_a_csv_without_a_column_a_report_reads_is_refused(tmp_path):
+    path = tmp_path / 'noise.csv'
+    path.write_text('schedule,numerics,method,shift,shots,lr,seed,AP\n')
+    with pytest.raises(ValueError, match=r'noise.csv: no column detector, '
+                       r'key, dev_AP'):
+        noise_rows_from_csv(str(path))
+    # a value that is not a number names its line
+    columns = ('schedule,numerics,detector,method,key,shift,shots,lr,seed,'
+               'dev_AP,AP,AP50,loss_first,loss_last')
+    path.write_text(columns + '\ncosine,pinned,GLIP (tiny),SDPT,sdpt,'
+                    'realignment,ten,1.0,3,0.5,0.5,0.6,2.0,1.0\n')
+    with pytest.raises(ValueError, match='noise.csv, line 2: invalid'):
+        noise_rows_from_csv(str(path))
 
 
 def test_the_same_method_on_two_detectors_is_two_cells(tmp_path):

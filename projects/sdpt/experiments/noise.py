@@ -11,7 +11,9 @@ first ``pinned`` folder's (another machine is one more perturbation). For
 each (schedule, method) this module reports:
 
 * per numerics mode, the test AP's mean and standard deviation over the
-  seeds (the spread the tables show);
+  seeds (the spread the tables show), with the number of seeds where the
+  modes ran different seeds (their means are then over different seeds:
+  only the per-seed differences below are paired);
 * the spread under perturbation: per seed, the test AP under each
   perturbed mode minus the pinned one; their mean absolute value and the
   largest, over all perturbed modes and per mode.
@@ -23,7 +25,12 @@ the comparisons survive: per schedule and numerics mode, SDPT against each
 other method by the paired difference on the seeds every mode ran
 (``transfer/report.py: paired_comparisons``), and whether each mode gives
 the pinned verdict.
+
+A report's ``noise.csv`` lists every run it compared, so the report can be
+rebuilt from it where the runs' records are gone
+(:func:`noise_rows_from_csv`).
 """
+import csv
 import glob
 import os.path as osp
 import statistics
@@ -39,6 +46,12 @@ from .transfer.protocol import DEFAULT_ITERS
 from .transfer.report import paired_comparisons, run_cpu
 
 REFERENCE = 'pinned'
+# the columns of a report's noise.csv: the fields of a run that the report
+# reads, so that the report can be rebuilt from its CSV
+CSV_FIELDS = ('schedule', 'numerics', 'detector', 'method', 'key', 'shift',
+              'shots', 'lr', 'seed', 'dev_AP', 'AP', 'AP50', 'loss_first',
+              'loss_last')
+_FLOAT_FIELDS = ('lr', 'dev_AP', 'AP', 'AP50', 'loss_first', 'loss_last')
 
 
 def noise_rows(work_dirs: Sequence[str],
@@ -87,6 +100,32 @@ def noise_rows(work_dirs: Sequence[str],
     return rows
 
 
+def noise_rows_from_csv(path: str,
+                        seeds: Optional[Sequence[int]] = None) -> List[Dict]:
+    """The runs a report's ``noise.csv`` lists (only those of ``seeds``
+    when given), as :func:`noise_rows` gives them."""
+    with open(path, newline='') as f:
+        reader = csv.DictReader(f)
+        missing = [c for c in CSV_FIELDS if c not in (reader.fieldnames or ())]
+        if missing:
+            raise ValueError(
+                f'{path}: no column {", ".join(missing)} (the noise.csv of '
+                f'tools/noise_report.py has the columns '
+                f'{", ".join(CSV_FIELDS)})')
+        rows = []
+        for line, row in enumerate(reader, start=2):
+            try:
+                row = dict(row, shots=int(row['shots']),
+                           seed=int(row['seed']),
+                           **{f: float(row[f]) if row[f] else None
+                              for f in _FLOAT_FIELDS})
+            except (TypeError, ValueError) as err:
+                raise ValueError(f'{path}, line {line}: {err}') from None
+            if seeds is None or row['seed'] in seeds:
+                rows.append(row)
+    return rows
+
+
 def _cell(row: Dict) -> tuple:
     return row.get('detector'), row.get('shift'), row.get('shots')
 
@@ -132,10 +171,13 @@ def noise_table(rows: Sequence[Dict]) -> List[Dict]:
             continue
         record = dict(schedule=schedule, detector=detector, method=method,
                       shift=shift, k=shots, lr=lr)
-        # the pinned mode's column first, then the perturbed ones
+        # the pinned mode's column first, then the perturbed ones; each
+        # with its number of seeds where the modes ran different seeds
+        same_seeds = len({frozenset(s) for s in modes.values()}) == 1
         for mode, by_seed in sorted(modes.items(), key=_pinned_first):
             record[f'AP {mode}'] = format_mean_std(
-                *mean_std(by_seed.values())[:2])
+                *mean_std(by_seed.values())[:2]) + (
+                    '' if same_seeds else f' (n={len(by_seed)})')
         reference = modes.get(REFERENCE, {})
         by_mode = {mode: [ap - reference[seed]
                           for seed, ap in by_seed.items()
@@ -218,8 +260,7 @@ def verdict_table(rows: Sequence[Dict]) -> List[Dict]:
     for (schedule, mode), group in sorted(groups.items()):
         for c in paired_comparisons(group):
             record = records.setdefault(
-                (schedule, c['detector'], c['shift'], c['shots'],
-                 c['method']),
+                (schedule, c['detector'], c['shift'], c['shots'], c['key']),
                 dict(schedule=schedule, detector=c['detector'],
                      shift=c['shift'], k=c['shots'], method=c['method'],
                      seeds=c['n'],
@@ -229,7 +270,10 @@ def verdict_table(rows: Sequence[Dict]) -> List[Dict]:
             record[f'{mode} SDPT - it'] = f"{c['difference']:+.3f}{half}"
             record[f'{mode} verdict'] = c['verdict']
     table = []
-    for record in records.values():
+    # in the order of the runs' folders (the method keys), whatever order
+    # the rows came in
+    for _, record in sorted(records.items(),
+                            key=lambda kv: tuple(map(str, kv[0]))):
         verdicts = [v for k, v in record.items()
                     if k.endswith(' verdict') and v != '-']
         pinned = record[f'{REFERENCE} verdict'] if REFERENCE in modes \
@@ -241,20 +285,16 @@ def verdict_table(rows: Sequence[Dict]) -> List[Dict]:
     return table
 
 
-def write_noise_report(work_dirs: Sequence[str], out_dir: str,
-                       seeds: Optional[Sequence[int]] = None) -> str:
+def write_noise_report(rows: Sequence[Dict], out_dir: str) -> str:
     """``noise.md``, ``noise.json`` (:func:`noise_summary` and
     :func:`verdict_table`) and ``noise.csv`` (every run of the settings
-    compared) in ``out_dir``, of the runs of ``seeds`` (default: all);
-    returns the markdown."""
-    rows = noise_rows(work_dirs, seeds)
-    if not rows:
-        raise ValueError('no finished tuned run in ' + ', '.join(work_dirs))
+    compared) in ``out_dir``, of ``rows`` (:func:`noise_rows` or
+    :func:`noise_rows_from_csv`); returns the markdown."""
     table = noise_table(rows)
     if not table:
-        raise ValueError('no run of ' + ', '.join(work_dirs) + ' has a '
-                         'counterpart under another numerics mode (the '
-                         'same method, shift, k, learning rate and seed)')
+        raise ValueError('no run has a counterpart under another numerics '
+                         'mode (the same method, shift, k, learning rate '
+                         'and seed)')
     columns = list(dict.fromkeys(k for record in table for k in record))
     lines = markdown_table(
         columns, [[str(r.get(c, '-')) for c in columns] for r in table])
@@ -277,8 +317,6 @@ def write_noise_report(work_dirs: Sequence[str], out_dir: str,
                   key=lambda r: (r['schedule'], r['detector'],
                                        r['method'], r['shift'], r['shots'],
                                        r['numerics'], r['seed']))
-    atomic_write_text(osp.join(out_dir, 'noise.csv'), csv_text(
-        runs, ['schedule', 'numerics', 'detector', 'method', 'shift',
-               'shots', 'lr',
-               'seed', 'dev_AP', 'AP', 'AP50', 'loss_first', 'loss_last']))
+    atomic_write_text(osp.join(out_dir, 'noise.csv'),
+                      csv_text(runs, CSV_FIELDS))
     return markdown
