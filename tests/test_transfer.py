@@ -798,6 +798,15 @@ def test_report_tables_follow_the_zoo_not_the_run_order(tmp_path):
     assert '| k=1 | sdpt_k8 | 1 | +0.000 | too few paired seeds |' in markdown
     assert '| k=1 | zero-shot | 1 | +0.000 | too few paired seeds |' in \
         markdown
+    # the same comparisons, for the documentation's generated tables
+    comparisons = json.loads((tmp_path / 'comparisons.json').read_text())
+    assert comparisons['comparisons'][:2] == [
+        {'detector': 'G', 'shift': 'vocabulary', 'k': 1,
+         'method': 'zero-shot', 'seeds': 1, 'SDPT - it': '+0.000',
+         'verdict': 'too few paired seeds'},
+        {'detector': 'G', 'shift': 'vocabulary', 'k': 1, 'method': 'sdpt_k8',
+         'seeds': 1, 'SDPT - it': '+0.000',
+         'verdict': 'too few paired seeds'}]
     assert markdown.index('**vocabulary**') < markdown.index(
         '**realignment**')
     assert 'Machines (CPU model: runs; pinned numerics repeat bit for bit ' \

@@ -1,5 +1,6 @@
 """The report of the transfer suite: which runs are finished and selected,
-the tables (``transfer.md``, ``transfer.csv``) and the plots
+the tables (``transfer.md``, ``transfer.csv``), SDPT's paired comparisons
+(``comparisons.json``, for the tables of the documentation) and the plots
 (``ap_vs_trainable_<shift>.png``).
 
 Test AP is given as the mean over the reported seeds with the half-width of
@@ -19,7 +20,7 @@ from ...evaluation.statistics import (
     mean_ci,
     paired_difference,
 )
-from ...utils.io import atomic_write_text
+from ...utils.io import atomic_write_json, atomic_write_text
 from ..grid import GridTask
 from ..results import (
     aggregate_groups,
@@ -205,16 +206,30 @@ def paired_comparisons(rows: Sequence[Dict]) -> List[Dict]:
     return out
 
 
+def _difference_text(c: Dict) -> str:
+    """A comparison's mean difference with its interval's half-width,
+    e.g. ``'+0.014 ± 0.007'``."""
+    if c['difference'] is None:
+        return '–'
+    return f"{c['difference']:+.3f}" + (
+        f" ± {c['half']:.3f}" if c['half'] is not None else '')
+
+
+def comparison_records(comparisons: Sequence[Dict]) -> List[Dict]:
+    """:func:`paired_comparisons` as the records of ``comparisons.json``:
+    detector, shift, k, method, seeds, ``SDPT - it`` (the mean difference
+    ± its 95 % interval's half-width) and the verdict."""
+    return [{'detector': c['detector'], 'shift': c['shift'],
+             'k': c['shots'], 'method': c['method'], 'seeds': c['n'],
+             'SDPT - it': _difference_text(c), 'verdict': c['verdict']}
+            for c in comparisons]
+
+
 def comparison_table(comparisons: Sequence[Dict]) -> List[str]:
     """Markdown lines of :func:`paired_comparisons` (one detector and
     shift)."""
-    lines = []
-    for c in comparisons:
-        diff = '–' if c['difference'] is None else (
-            f"{c['difference']:+.3f}" + (
-                f" ± {c['half']:.3f}" if c['half'] is not None else ''))
-        lines.append([f"k={c['shots']}", c['method'], str(c['n']), diff,
-                      c['verdict']])
+    lines = [[f"k={c['shots']}", c['method'], str(c['n']),
+              _difference_text(c), c['verdict']] for c in comparisons]
     return markdown_table(['k', 'SDPT against', 'paired seeds',
                            'SDPT − it (95 % CI)', 'verdict'], lines)
 
@@ -382,7 +397,8 @@ def _plot_shifts(chosen: Sequence[Dict], out_dir: str) -> None:
 def write_report(rows: List[Dict], shots_list: Sequence[int], out_dir: str,
                  base_meta: Dict[str, Dict],
                  pending: Optional[Dict] = None) -> str:
-    """``transfer.md``, ``transfer.csv`` (every run) and one plot per shift
+    """``transfer.md``, ``transfer.csv`` (every run), ``comparisons.json``
+    (:func:`comparison_records` of every table) and one plot per shift
     (``ap_vs_trainable_<shift>.png``); returns the markdown.
 
     ``base_meta``: per detector name, the base's ``.json`` (its pretraining
@@ -396,5 +412,8 @@ def write_report(rows: List[Dict], shots_list: Sequence[int], out_dir: str,
     atomic_write_text(osp.join(out_dir, 'transfer.csv'), csv_text(
         [dict(r, selected=_run_key(r) in reported) for r in sort_rows(rows)],
         CSV_FIELDS))
+    atomic_write_json(
+        dict(comparisons=comparison_records(paired_comparisons(chosen))),
+        osp.join(out_dir, 'comparisons.json'))
     _plot_shifts(chosen, out_dir)
     return markdown
