@@ -21,7 +21,8 @@ grid on every selection seed (one log step past the grid's end, up to
 best on the selection seeds' mean dev AP on the reported seeds (and on the
 extra seeds where their 95% interval is wider than the target), and writes
 transfer.md / .csv (mean test AP with its 95% interval, paired differences
-to SDPT) and one ap_vs_trainable_<shift>.png per shift. Each run trains in
+to SDPT; those also in comparisons.json) and one ap_vs_trainable_<shift>.png
+per shift. Each run trains in
 WORK_DIR/<detector>/<shift>/<method>/<run>/ and records its result
 (metrics.json) in the same folder under RESULTS_DIR (default: WORK_DIR), where
 the protocol and the report go too: a results folder holds only small files,
