@@ -1,4 +1,4 @@
-"""Aggregate evaluation results across seeds: mean +- std per setting.
+r"""Aggregate evaluation results across seeds: mean +- std per setting.
 
     python tools/aggregate_seeds.py work_dirs/sdpt_glip_odinw13 \
         [more work dirs] [--phase test] [--metric coco/bbox_mAP] [--out DIR]

@@ -1,4 +1,4 @@
-"""Check a COCO-format annotation file (and its images) before training.
+r"""Check a COCO-format annotation file (and its images) before training.
 
     python tools/check_annotations.py ANN.json --img-dir IMAGES/ \
         [--classes cat dog ...] [--tokenizer BERT_DIR] [--max-tokens 256]

@@ -1,4 +1,4 @@
-"""Detect objects on your images with a tuned detector.
+r"""Detect objects on your images with a tuned detector.
 
     python tools/infer.py CONFIG INPUT [INPUT ...] --prompt PROMPT_CKPT
         [--base-weights BASE.pth] [--texts cat dog | --texts "cat . dog"]
@@ -27,7 +27,7 @@ import sys
 
 import _bootstrap  # noqa: F401
 
-from projects.sdpt.cli import add_config_options, parse_tasks, user_errors
+from projects.sdpt.cli import add_bank_arguments, parse_tasks, user_errors
 from projects.sdpt.inference import PromptInferencer
 from projects.sdpt.inference.inferencer import NoClassNamesError
 from projects.sdpt.inference.prompt_bank import PromptBankError
@@ -42,28 +42,18 @@ def parse_args(argv=None):
                         'with --task)')
     parser.add_argument('--prompt', help='prompt checkpoint')
     parser.add_argument('--checkpoint', help='full detector checkpoint')
-    parser.add_argument('--base-weights',
-                        help="base detector weights (default: the config's)")
     parser.add_argument('--texts', nargs='+',
                         help='class names, overriding the checkpoint\'s')
-    parser.add_argument('--task', action='append', metavar='NAME=CKPT',
-                        help='a prompt bank task (repeat for more)')
-    parser.add_argument('--task-texts', action='append',
-                        metavar='NAME=a,b,c',
-                        help="a task's class names, overriding its card's")
+    add_bank_arguments(parser, 'a prompt bank task (repeat for more)')
     parser.add_argument('--out-dir', default='outputs/infer')
     parser.add_argument('--score-thr', type=float, default=0.3)
     parser.add_argument('--batch-size', type=int, default=1)
-    parser.add_argument('--device', default='cpu')
     parser.add_argument('--format', choices=('json', 'coco', 'both'),
                         default='json',
                         help='per-image JSON, COCO results, or both')
     parser.add_argument('--no-vis', action='store_true',
                         help='do not write drawn images')
     parser.add_argument('--no-progress', action='store_true')
-    parser.add_argument('--allow-base-mismatch', action='store_true',
-                        help='load prompts tuned on other base weights')
-    add_config_options(parser)
     return parser.parse_args(argv)
 
 

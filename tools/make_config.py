@@ -1,4 +1,4 @@
-"""Write a benchmark config resolved for one setting to a file.
+r"""Write a benchmark config resolved for one setting to a file.
 
     python tools/make_config.py configs/odinw/sdpt_glip_odinw13.py \
         --cfg-options dataset=Aquarium shots=3 seed=30 \

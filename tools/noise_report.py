@@ -1,4 +1,4 @@
-"""The noise study's table: the same transfer-suite runs made under several
+r"""The noise study's table: the same transfer-suite runs made under several
 numerics (and schedules, or on several CPU models), each in its own results
 folder; per method, the test AP's spread over seeds beside its spread under
 perturbed arithmetic, and whether SDPT's paired verdicts survive it.

@@ -24,7 +24,7 @@ import sys
 import _bootstrap  # noqa: F401
 
 from projects.sdpt.cli import (
-    add_config_options,
+    add_bank_arguments,
     import_optional,
     parse_tasks,
     user_errors,
@@ -44,19 +44,12 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument('config')
-    parser.add_argument('--task', action='append', metavar='NAME=CKPT',
-                        required=True,
-                        help='a task: its prompt checkpoint (repeat)')
-    parser.add_argument('--task-texts', action='append',
-                        metavar='NAME=a,b,c',
-                        help="a task's class names, overriding its card's")
-    parser.add_argument('--base-weights',
-                        help="base detector weights (default: the config's)")
+    add_bank_arguments(parser, 'a task: its prompt checkpoint (repeat)',
+                       tasks_required=True)
     parser.add_argument('--host', default='127.0.0.1',
                         help='address to listen on (0.0.0.0: every '
                         'interface)')
     parser.add_argument('--port', type=int, default=7860)
-    parser.add_argument('--device', default='cpu')
     parser.add_argument('--max-batch-images', type=int, default=8,
                         help='the most images in one forward')
     parser.add_argument('--max-batch-requests', type=int, default=8,
@@ -67,9 +60,6 @@ def parse_args(argv=None):
                         help='the largest upload (Gradio refuses more)')
     parser.add_argument('--max-pixels', type=int, default=DEFAULT_MAX_PIXELS,
                         help='the largest image, in pixels')
-    parser.add_argument('--allow-base-mismatch', action='store_true',
-                        help='load prompts tuned on other base weights')
-    add_config_options(parser)
     return parser.parse_args(argv)
 
 

@@ -1,4 +1,4 @@
-"""Cost of a config against a comparison config: same model family, same input.
+r"""Cost of a config against a comparison config: one model family, one input.
 
     python tools/speed_benchmark.py CONFIG [--compare CONFIG2] \
         [--lang-model DIR] [--options k=v ...] [--compare-options k=v ...] \

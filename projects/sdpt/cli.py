@@ -58,6 +58,24 @@ def parse_tasks(task_items, text_items):
     return tasks, texts
 
 
+def add_bank_arguments(parser, task_help: str,
+                       tasks_required: bool = False) -> None:
+    """What ``tools/infer.py`` and ``tools/serve.py`` share: the prompt
+    bank's tasks (``--task``, ``--task-texts``, :func:`parse_tasks`), the
+    base weights, the device and ``--cfg-options``."""
+    parser.add_argument('--task', action='append', metavar='NAME=CKPT',
+                        required=tasks_required, help=task_help)
+    parser.add_argument('--task-texts', action='append',
+                        metavar='NAME=a,b,c',
+                        help="a task's class names, overriding its card's")
+    parser.add_argument('--base-weights',
+                        help="base detector weights (default: the config's)")
+    parser.add_argument('--allow-base-mismatch', action='store_true',
+                        help='load prompts tuned on other base weights')
+    parser.add_argument('--device', default='cpu')
+    add_config_options(parser)
+
+
 #: The optional requirements file of the serving modules' dependencies.
 OPTIONAL_REQUIREMENTS = {'gradio': 'requirements-serve.txt',
                          'gradio_client': 'requirements-serve.txt',
