@@ -2,6 +2,7 @@
 detector, with a method (a zoo method or an SDPT ablation), a shift's
 k-shot split and the corpus at its root."""
 import copy
+import functools
 import os.path as osp
 from typing import List, Optional, Sequence
 
@@ -70,8 +71,11 @@ def apply_method(cfg, det: str, method: str,
     return cfg
 
 
+@functools.lru_cache(maxsize=None)
 def recipe_lr(det: str, method: str) -> float:
-    """The learning rate of ``method``'s zoo config for ``det``."""
+    """The learning rate of ``method``'s zoo config for ``det`` (read once
+    per process: a suite's plan asks for it in every cell, and reading a
+    config that inherits from ``mmdet::`` takes half a second)."""
     return float(Config.fromfile(zoo_config(
         zoo_method_of(method), det)).optim_wrapper.optimizer.lr)
 
