@@ -60,9 +60,11 @@ from projects.sdpt.experiments.transfer.configs import (
     SHARED_WEIGHT_DECAY,
     apply_method,
     apply_shift,
+    read_config,
     recipe_lr,
     set_corpus_root,
     suite_methods,
+    transfer_config,
 )
 from projects.sdpt.experiments.transfer.plan import (
     PRETRAIN,
@@ -1194,8 +1196,8 @@ def test_tool_pretrains_tunes_diagnoses_reports_and_skips(tmp_path):
     # the results folder holds only the records; the work stays apart
     assert sorted(p.name for p in runs.rglob('*') if p.is_file()
                   and p.name != 'metrics.json') == sorted([
-        'ap_vs_trainable_vocabulary.png', 'protocol.json', 'transfer.csv',
-        'transfer.md'])
+        'ap_vs_trainable_vocabulary.png', 'comparisons.json',
+        'protocol.json', 'transfer.csv', 'transfer.md'])
     work_folder = work / 'gdino' / 'vocabulary' / 'sdpt'
     for p in metrics:
         assert list((work_folder / p.name).glob('iter_*.pth'))
@@ -1293,3 +1295,12 @@ def test_tool_pretrains_tunes_diagnoses_reports_and_skips(tmp_path):
     assert again['numerics'] == 'aten-default' and again['role'] == 'report'
     assert json.loads((rerun / 'protocol.json').read_text())[
         'numerics'] == 'aten-default'
+
+
+def test_configs_are_read_once_and_handed_out_as_copies():
+    path = transfer_config('gdino')
+    first = read_config(path)
+    first.model.prompt = 'changed by a run'
+    again = read_config(path)
+    assert again.to_dict() == Config.fromfile(path).to_dict()
+    assert again.filename == path and again.text == first.text

@@ -14,7 +14,6 @@ from typing import Dict, List, Sequence
 
 import torch
 from mmdet.registry import MODELS
-from mmengine.config import Config
 from mmengine.runner import Runner, TestLoop, load_checkpoint
 
 from ...datasets.few_shot import run_protocol
@@ -42,6 +41,7 @@ from .configs import (
     DETECTOR_NAMES,
     apply_method,
     apply_shift,
+    read_config,
     recipe_lr,
     set_corpus_root,
     split_loader,
@@ -82,7 +82,7 @@ def _run_config(task: GridTask, seed: int):
     a = task.args
     # formatting the config five times a run took 5-10 s of a 70 s
     # Grounding DINO run
-    cfg = without_yapf(Config.fromfile(transfer_config(a['det'])))
+    cfg = without_yapf(read_config(transfer_config(a['det'])))
     set_corpus_root(cfg, a['root'])
     cfg.work_dir = task.work_dir
     cfg.log_level = 'WARNING'
