@@ -19,8 +19,12 @@ def test_plot_ap_vs_trainable(tmp_path):
                   dict(label='SDPT', series='k=1', trainable=3000, AP=0.2,
                        AP_error=0.01),
                   dict(label='SDPT', series='k=3', trainable=3000, AP=None)],
-         'empty': []}, str(tmp_path / 'plot.png'))
+         'empty': []}, str(tmp_path / 'report' / 'plot.png'))
     assert os.path.getsize(out) > 1000
+    # written atomically: the folder made, no temporary file left beside it
+    assert os.listdir(tmp_path / 'report') == ['plot.png']
+    with Image.open(out) as im:
+        assert im.format == 'PNG'
 
 
 def test_crowded_plots_number_their_points_and_name_them_in_a_key(tmp_path):

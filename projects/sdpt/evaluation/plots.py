@@ -1,17 +1,29 @@
 """The project's plots (matplotlib, Agg backend): AP against trainable
 parameters for experiment tables, and per-class AP bars for reports."""
-import os
+import io
 import os.path as osp
 from typing import Dict, List, Tuple
 
 import matplotlib
 import matplotlib.pyplot as plt
 
+from ..utils.io import atomic_write
+
 
 def _pyplot():
     """pyplot on the Agg backend: plots are files, never windows."""
     matplotlib.use('Agg')
     return plt
+
+
+def _save(fig, path: str, dpi: int) -> None:
+    """``fig`` to ``path`` (its format from the extension), atomically: a
+    report's reader never sees half a plot; then closed."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=dpi,
+                format=osp.splitext(path)[1].lstrip('.') or 'png')
+    plt.close(fig)
+    atomic_write(path, buffer.getvalue())
 
 
 #: Up to this many methods in a panel are named beside their points; more
@@ -92,9 +104,7 @@ def plot_ap_vs_trainable(panels: Dict[str, List[Dict]], out_file: str,
         if series:
             ax.legend(fontsize=7)
     fig.tight_layout()
-    os.makedirs(osp.dirname(osp.abspath(out_file)), exist_ok=True)
-    fig.savefig(out_file, dpi=120)
-    plt.close(fig)
+    _save(fig, out_file, dpi=120)
     return out_file
 
 
@@ -123,7 +133,5 @@ def ap_bar_chart(ap, path, title='per-class AP', max_classes=80):
     for i, v in enumerate(values):
         ax.text(min(v + 1, 90), i, f'{v:.1f}', va='center', fontsize=7)
     fig.tight_layout()
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(fig, path, dpi=100)
     return path
