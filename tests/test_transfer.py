@@ -30,6 +30,7 @@ from mmengine.config import Config
 from mmengine.structures import InstanceData
 from PIL import Image
 
+from projects.sdpt.datasets.synthetic import demo_assets
 from projects.sdpt.datasets.synthetic.corpus import (
     COLOURS,
     CORPUS_BERTS,
@@ -309,6 +310,27 @@ def test_corpus_is_deterministic_and_idempotent(corpus, tmp_path):
     make_synthetic_corpus(str(other), counts=COUNTS, size=SIZE, seed=1,
                           shifts=())
     assert _coco(other / 'source', 'val') != _coco(corpus / 'source', 'val')
+
+
+def test_a_tiny_bert_is_written_whole(tmp_path, monkeypatch):
+    out = tmp_path / 'bert'
+    out.mkdir()  # what an interrupted write of an older version left
+    (out / 'vocab.txt').write_text('[PAD]\n')
+    demo_assets.make_tiny_bert(str(out), hidden_size=64)
+    assert os.listdir(tmp_path) == ['bert']  # no temporary folder left
+    weights = (out / 'model.safetensors').read_bytes()
+    again = tmp_path / 'again'
+    demo_assets.make_tiny_bert(str(again), hidden_size=64)
+    assert (again / 'model.safetensors').read_bytes() == weights  # seeded
+
+    def interrupted(out_dir, *args):
+        (Path(out_dir) / 'config.json').write_text('{}')
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(demo_assets, '_write_tiny_bert', interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        demo_assets.make_tiny_bert(str(tmp_path / 'cut'), hidden_size=64)
+    assert sorted(os.listdir(tmp_path)) == ['again', 'bert']
 
 
 def test_tiny_berts_read_every_corpus_word_as_one_token(corpus):

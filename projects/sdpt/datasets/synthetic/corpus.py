@@ -47,7 +47,6 @@ import json
 import os
 import os.path as osp
 import random
-import shutil
 from dataclasses import dataclass
 from typing import Dict, Optional, Sequence, Tuple
 
@@ -263,13 +262,8 @@ def make_synthetic_corpus(root: str = 'data/synthetic',
     ``root`` (idempotent: finished splits are kept)."""
     counts = counts or DEFAULT_COUNTS
     for name, hidden_size in CORPUS_BERTS.items():
-        bert_dir = osp.join(root, name)
-        if not osp.exists(osp.join(bert_dir, 'config.json')):
-            tmp = bert_dir + '.tmp'
-            shutil.rmtree(tmp, ignore_errors=True)
-            make_tiny_bert(tmp, hidden_size=hidden_size,
-                           extra_words=corpus_words())
-            os.replace(tmp, bert_dir)
+        make_tiny_bert(osp.join(root, name), hidden_size=hidden_size,
+                       extra_words=corpus_words())
     # Different seeds per (domain, split) keep the splits disjoint draws.
     for split in SOURCE_SPLITS:
         write_split(osp.join(root, 'source'), split,

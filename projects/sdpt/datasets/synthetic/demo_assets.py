@@ -16,7 +16,9 @@ Layout::
 import os
 import os.path as osp
 import random
+import shutil
 import string
+import tempfile
 from typing import Dict, List
 
 import torch
@@ -51,10 +53,26 @@ def make_tiny_bert(out_dir: str,
                    hidden_size: int = 768,
                    num_layers: int = 1,
                    extra_words=()) -> str:
-    """Write a randomly initialised BERT and its tokenizer to ``out_dir``."""
+    """Write a randomly initialised BERT (seeded: the same weights every
+    time) and its tokenizer to ``out_dir``, unless it holds one. It is
+    written beside and moved into place whole, so that an interrupted write
+    leaves no half model behind."""
     if osp.exists(osp.join(out_dir, 'config.json')):
         return out_dir
-    os.makedirs(out_dir, exist_ok=True)
+    parent = osp.dirname(osp.abspath(out_dir))
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=f'.{osp.basename(out_dir)}.', dir=parent)
+    try:
+        _write_tiny_bert(tmp, hidden_size, num_layers, extra_words)
+        # what an interrupted write of an older version left there
+        shutil.rmtree(out_dir, ignore_errors=True)
+        os.replace(tmp, out_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out_dir
+
+
+def _write_tiny_bert(out_dir, hidden_size, num_layers, extra_words) -> None:
     vocab_file = osp.join(out_dir, 'vocab.txt')
     with open(vocab_file, 'w') as f:
         f.write('\n'.join(_vocab(extra_words)) + '\n')
@@ -72,7 +90,6 @@ def make_tiny_bert(out_dir: str,
     BertModel(config).save_pretrained(out_dir)
     torch.random.set_rng_state(state)
     tokenizer.save_pretrained(out_dir)
-    return out_dir
 
 
 def make_shapes_dataset(root: str,
