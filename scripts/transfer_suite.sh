@@ -11,8 +11,8 @@
 #                                             alone: about 50 h on 2 cores)
 #   WORKERS=4 bash scripts/transfer_suite.sh  on more cores (one thread per run)
 # Progress: work_dirs/transfer_v2/suite.log; the report: docs/transfer/transfer.md;
-# the check: python tools/noise_report.py docs/transfer \
-#     docs/noise/runs/suite_aten-default --out docs/noise/suite
+# the check's report: docs/noise/suite/noise.md; the documentation's generated
+# tables are refreshed after each (tools/make_doc_tables.py).
 set -uo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
@@ -40,6 +40,7 @@ group() {  # METHODS CELLS...: one group of cells, then the whole suite's report
   # shellcheck disable=SC2086
   "$py" tools/transfer_benchmark.py --report-only --detectors gdino glip --shots 1 10 \
       --methods $headline $zoo $ablations "${suite[@]}" 2>&1 | tail -n 1 | tee -a "$log"
+  "$py" tools/make_doc_tables.py >> "$log" 2>&1
 }
 
 perturbed() {  # METHODS CELLS...: the cells again, ATen's vectorisation off
@@ -51,6 +52,9 @@ perturbed() {  # METHODS CELLS...: the cells again, ATen's vectorisation off
       --work-dir work_dirs/suite_aten-default \
       --results-dir docs/noise/runs/suite_aten-default >> "$log" 2>&1
   note "end (exit $?), aten-default: $*"
+  "$py" tools/noise_report.py docs/transfer docs/noise/runs/suite_aten-default \
+      --out docs/noise/suite > /dev/null 2>> "$log"
+  "$py" tools/make_doc_tables.py >> "$log" 2>&1
 }
 
 # the headline methods first, the headline cell (Grounding DINO realignment k=10,
