@@ -4,10 +4,10 @@ tools/make_doc_tables.py)."""
 import glob
 import os.path as osp
 import re
-import sys
 
 import pytest
 from conftest import REPO_ROOT
+from helpers import run
 
 from projects.sdpt.evaluation.doc_tables import (
     DocTableError,
@@ -195,22 +195,23 @@ def test_a_spec_naming_a_missing_file_or_column_says_so(tiny_docs):
         render_table('runs.csv | seeds=3 | method', str(tiny_docs))
 
 
-def test_check_names_the_stale_block_and_a_rewrite_fixes_it(tiny_docs,
-                                                            capsys):
-    sys.path.insert(0, osp.join(REPO_ROOT, 'tools'))
-    import make_doc_tables
+def test_check_names_the_stale_block_and_a_rewrite_fixes_it(tiny_docs):
     page, root = str(tiny_docs / 'page.md'), str(tiny_docs)
-    assert make_doc_tables.main([page, '--root', root]) == 0
-    assert make_doc_tables.main([page, '--root', root, '--check']) == 0
+
+    def make_doc_tables(*args):
+        return run('make_doc_tables.py', page, '--root', root, *args,
+                   cwd=root, ok=False)
+
+    assert make_doc_tables().code == 0
+    assert make_doc_tables('--check').code == 0
     (tiny_docs / 'runs.csv').write_text(CSV.replace('0.7', '0.9'))
-    capsys.readouterr()
-    assert make_doc_tables.main([page, '--root', root, '--check']) == 1
-    out = capsys.readouterr().out
-    assert 'page.md: stale block "runs.csv | shots=0,1 |' in out
+    check = make_doc_tables('--check')
+    assert check.code == 1, check.out
+    assert 'page.md: stale block "runs.csv | shots=0,1 |' in check.stdout
     assert '0.600 ± 0.141' in (tiny_docs / 'page.md').read_text()  # kept
-    assert make_doc_tables.main([page, '--root', root]) == 0
+    assert make_doc_tables().code == 0
     assert '0.700 ± 0.283' in (tiny_docs / 'page.md').read_text()
-    assert make_doc_tables.main([page, '--root', root, '--check']) == 0
+    assert make_doc_tables('--check').code == 0
 
 
 def test_the_link_check_sees_a_missing_file_or_heading(tmp_path):

@@ -29,6 +29,7 @@ from mmdet.utils import register_all_modules
 from mmengine.config import Config
 from mmengine.structures import InstanceData
 from PIL import Image
+from transformers import BertConfig, BertTokenizer
 
 from projects.sdpt.datasets.synthetic import demo_assets
 from projects.sdpt.datasets.synthetic.corpus import (
@@ -334,8 +335,6 @@ def test_a_tiny_bert_is_written_whole(tmp_path, monkeypatch):
 
 
 def test_tiny_berts_read_every_corpus_word_as_one_token(corpus):
-    # transformers is an optional heavy dependency: imported where needed
-    from transformers import BertConfig, BertTokenizer
     words = corpus_words()
     assert {'crimson', 'jade', 'azure', 'amber', 'red', 'cross'} <= set(words)
     for name, hidden_size in CORPUS_BERTS.items():
