@@ -3,8 +3,9 @@
 ``LAYERS`` is the one statement of the order (README "Layout" repeats it). A
 module may import from its own layer or a lower one; an import written
 inside a function is allowed only for the optional heavy dependencies in
-``LOCAL_IMPORTS_ALLOWED``, never to dodge a cycle; and the module-level
-import graph of the package has no cycle.
+``LOCAL_IMPORTS_ALLOWED``, never to dodge a cycle (tools/ and tests/ keep
+the same rule); and the module-level import graph of the package has no
+cycle.
 """
 import ast
 import pathlib
@@ -108,9 +109,16 @@ def test_every_import_points_down():
     assert not wrong, 'imports against the layer order:\n' + '\n'.join(wrong)
 
 
+def _scripts():
+    """The tools and tests: outside the package, held to its import rule."""
+    for folder in ('tools', 'tests'):
+        for path in sorted((ROOT / folder).rglob('*.py')):
+            yield path, path.stem, False
+
+
 def test_no_import_inside_functions():
     found = []
-    for path, name, is_package in _modules():
+    for path, name, is_package in [*_modules(), *_scripts()]:
         for lineno, target, local in _imports(path, name, is_package):
             if local and target.split('.')[0] not in LOCAL_IMPORTS_ALLOWED:
                 found.append(f'{path.relative_to(ROOT)}:{lineno}')
