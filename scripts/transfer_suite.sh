@@ -48,7 +48,7 @@ perturbed() {  # METHODS CELLS...: the cells again, ATen's vectorisation off
   note "start, aten-default: $methods: $*"
   # shellcheck disable=SC2086
   "$py" tools/transfer_benchmark.py --lr-from docs/transfer "$@" --methods $methods \
-      --extra-seeds --numerics aten-default --workers "$workers" \
+      --numerics aten-default --workers "$workers" \
       --work-dir work_dirs/suite_aten-default \
       --results-dir docs/noise/runs/suite_aten-default >> "$log" 2>&1
   note "end (exit $?), aten-default: $*"

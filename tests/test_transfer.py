@@ -78,7 +78,7 @@ from projects.sdpt.experiments.transfer.plan import (
     check_protocol,
     is_pretrain,
     make_tasks,
-    selected_lrs,
+    selected_settings,
 )
 from projects.sdpt.experiments.transfer.protocol import (
     is_flat,
@@ -1008,42 +1008,49 @@ def test_runs_record_their_results_in_the_results_folder(tmp_path):
     assert any('widen_of' in t.args for t in tasks)
 
 
-def test_lr_from_runs_each_cell_at_the_learning_rate_it_selected(
+def test_lr_from_runs_each_cell_at_its_learning_rate_on_its_seeds(
         tmp_path):
     """A finished suite again (e.g. under other numerics): each cell at
-    the learning rate its reported runs say it selected, no selection; a
-    cell without reported runs is left out."""
+    the learning rate its reported runs say it selected, on the seeds they
+    ran (an extra seed included, a skipped one not, whatever --seeds and
+    --extra-seeds say), no selection; a cell without reported runs is left
+    out."""
     results = tmp_path / 'results'
 
     def record(shift, run, **row):
         atomic_write_json(dict(shots=1, **row), str(
             results / 'gdino' / shift / 'sdpt' / run / 'metrics.json'))
 
-    for seed in (3, 30):
-        record('vocabulary', f'k1_seed{seed}_selected', lr=0.1, AP=0.5)
+    for seed in (3, 30, 7):
+        record('vocabulary', f'k1_seed{seed}_selected', lr=0.1, AP=0.5,
+               seed=seed)
+    record('vocabulary', 'k1_seed70_selected', lr=None, skipped='narrow')
     # the selection's trials and another cell's trials say nothing
-    record('vocabulary', 'k1_select1_lr1', lr=1.0, AP=0.4)
-    record('appearance', 'k1_select1_lr1', lr=1.0, AP=0.4)
+    record('vocabulary', 'k1_select1_lr1', lr=1.0, AP=0.4, seed=1)
+    record('appearance', 'k1_select1_lr1', lr=1.0, AP=0.4, seed=1)
     record('appearance', 'k1_select1_edge1', lr=None, skipped='inside')
-    lrs = selected_lrs(str(results))
-    assert lrs == {('gdino', 'vocabulary', 'sdpt', 1): 0.1}
+    settings = selected_settings(str(results))
+    assert settings == {('gdino', 'vocabulary', 'sdpt', 1): (0.1, (3, 7, 30))}
     base = tmp_path / 'base.pth'
     base.write_bytes(b'')
     plan = TransferPlan(
         detectors=['gdino'], shifts=['vocabulary', 'appearance'],
         methods=['zero_shot', 'sdpt'], root=str(tmp_path / 'corpus'),
         work_root=str(tmp_path / 'rerun'), bases={'gdino': str(base)},
-        shots=[1], seeds=[3, 30], extra_seeds=[], cell_lrs=lrs)
+        shots=[1], seeds=[3, 300], extra_seeds=[70],
+        cell_settings=settings)
     assert not plan.selects()
+    assert plan.seeds_needed() == [3, 7, 30]
     tuned = [t for t in make_tasks(plan) if t.args.get('method')]
     assert [(t.args['shift'], t.args['seed'], t.args['lr'])
-            for t in tuned] == [('vocabulary', 3, 0.1),
+            for t in tuned] == [('vocabulary', 3, 0.1), ('vocabulary', 7, 0.1),
                                 ('vocabulary', 30, 0.1)]
     assert all(t.args.get('role', 'report') == 'report' for t in tuned)
+    assert not any('widen_of' in t.args for t in tuned)
     # a cell reports one setting
-    record('vocabulary', 'k1_seed300_selected', lr=1.0, AP=0.5)
+    record('vocabulary', 'k1_seed300_selected', lr=1.0, AP=0.5, seed=300)
     with pytest.raises(ValueError, match='at learning rates'):
-        selected_lrs(str(results))
+        selected_settings(str(results))
 
 
 def test_finished_rows_leave_out_cells_with_runs_to_do(tmp_path):
@@ -1298,12 +1305,13 @@ def test_tool_pretrains_tunes_diagnoses_reports_and_skips(tmp_path):
     assert (runs / 'transfer.csv').read_text() == csv_text
 
     # The finished cell again under perturbed numerics, at the learning
-    # rate it selected; the cell that never ran is left out.
+    # rate it selected, on the seed it reported (not the protocol's
+    # default ones); the cell that never ran is left out.
     rerun = tmp_path / 'rerun'
     proc = subprocess.run(
         [sys.executable, tool, '--lr-from', str(runs), '--detectors',
          'gdino', '--shifts', 'vocabulary', '--methods', 'sdpt', 'text',
-         '--shots', '1', '--seeds', '30', '--extra-seeds', '--iters', '2',
+         '--shots', '1', '--iters', '2',
          '--numerics', 'aten-default', '--pretrain', '--workers', '1',
          '--root', str(root), '--work-dir', str(work), '--results-dir',
          str(rerun)], capture_output=True, text=True, timeout=300, env=env,

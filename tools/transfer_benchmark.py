@@ -28,11 +28,12 @@ WORK_DIR/<detector>/<shift>/<method>/<run>/ and records its result
 the protocol and the report go too: a results folder holds only small files,
 so it can be committed, and the suite continues from it on another machine.
 Finished runs are skipped. --lr-from DIR runs each cell at the learning rate
-the suite recorded in DIR selected for it (e.g. again under other --numerics;
-cells DIR has not selected for are left out). --report-only trains nothing:
-it writes the report from the finished cells of the requested suite (e.g.
-while another process runs the rest). See projects/sdpt/experiments/transfer/
-for the protocol.
+the suite recorded in DIR selected for it, on the seeds it reported there
+(extra seeds included; --seeds and --extra-seeds do not apply), e.g. again
+under other --numerics; cells DIR has not selected for are left out.
+--report-only trains nothing: it writes the report from the finished cells of
+the requested suite (e.g. while another process runs the rest). See
+projects/sdpt/experiments/transfer/ for the protocol.
 """
 import argparse
 import os
@@ -61,7 +62,7 @@ from projects.sdpt.experiments.transfer.plan import (
     check_protocol,
     is_pretrain,
     make_tasks,
-    selected_lrs,
+    selected_settings,
 )
 from projects.sdpt.experiments.transfer.report import (
     finished_rows,
@@ -123,9 +124,9 @@ def parse_args(argv=None):
                         help='a fixed learning rate (no selection)')
     parser.add_argument('--lr-from', metavar='RESULTS_DIR',
                         help='each cell at the learning rate the suite '
-                        'recorded in RESULTS_DIR selected for it (no '
-                        'selection; cells it has not selected for are left '
-                        'out)')
+                        'recorded in RESULTS_DIR selected for it, on the '
+                        'seeds it reported there (no selection; cells it '
+                        'has not selected for are left out)')
     parser.add_argument('--iters', type=int, default=protocol.DEFAULT_ITERS,
                         help='training iterations of every run')
     parser.add_argument('--schedule', choices=protocol.SCHEDULES,
@@ -160,19 +161,19 @@ def main(argv=None):
     fixed_lrs = name_value_pairs(args.lr, '--lr', set(suite_methods()), float)
     iters = dict(DEFAULT_PRETRAIN_ITERS, **name_value_pairs(
         args.pretrain_iters, '--pretrain-iters', set(DETECTORS), int))
-    cell_lrs = None
+    cell_settings = None
     if args.lr_from is not None:
         if fixed_lrs:
             raise SystemExit('error: give --lr or --lr-from, not both')
         try:
-            cell_lrs = selected_lrs(args.lr_from)
+            cell_settings = selected_settings(args.lr_from)
         except ValueError as err:
             raise SystemExit(f'error: --lr-from {err}')
         wanted = [(d, s, m, k) for d in args.detectors for s in args.shifts
                   for m in args.methods if m != 'zero_shot'
                   for k in args.shots]
         left_out = [' '.join(map(str, cell)) for cell in wanted
-                    if cell not in cell_lrs]
+                    if cell not in cell_settings]
         more = f' and {len(left_out) - 10} more' if len(left_out) > 10 \
             else ''
         print(f'--lr-from {args.lr_from}: {len(wanted) - len(left_out)} '
@@ -193,7 +194,7 @@ def main(argv=None):
         selection_seeds=args.selection_seeds, weight_decay=args.weight_decay,
         extra_seeds=args.extra_seeds,
         target_half_width=args.target_half_width, results_root=results_root,
-        cell_lrs=cell_lrs)
+        cell_settings=cell_settings)
     reported = set(args.seeds) | set(args.extra_seeds)
     overlap = sorted(reported & set(args.selection_seeds))
     if overlap and plan.selects():

@@ -6,7 +6,7 @@ import glob
 import math
 import os.path as osp
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from ...utils.io import atomic_write_json, read_json
 from ..bases import (
@@ -38,6 +38,17 @@ from .protocol import (
 from .runs import evaluate_zero_shot, tune
 
 
+class CellSetting(NamedTuple):
+    """What one cell of a finished suite reported: the learning rate it
+    selected and the seeds it ran there (the extra seeds included)."""
+    lr: float
+    seeds: Tuple[int, ...]
+
+
+#: ``(detector, shift, method, k)``
+Cell = Tuple[str, str, str, int]
+
+
 @dataclass
 class TransferPlan:
     """What one transfer suite runs.
@@ -47,14 +58,16 @@ class TransferPlan:
     is tried at its recipe learning rate times ``lr_factors`` on every
     seed of ``selection_seeds`` (then up to ``lr_edge_steps`` steps past
     the grid's end where the best mean dev AP sits), unless ``fixed_lrs``
-    gives it one learning rate, or ``cell_lrs`` (:func:`selected_lrs`)
-    one per (detector, shift, method, k), the cells it lacks left out; the
-    selected one runs on ``seeds``, the
+    gives it one learning rate; the selected one runs on ``seeds``, the
     reported ones, and on ``extra_seeds`` too where the reported seeds'
     95% interval is wider than ``target_half_width`` (always for
-    ``protocol.REFERENCE_METHOD``). Every run trains ``iters`` iterations
-    with the learning-rate ``schedule`` (``protocol.lr_schedule``) and the
-    ``weight_decay`` rule (``configs.WEIGHT_DECAY_RULES``).
+    ``protocol.REFERENCE_METHOD``). ``cell_settings``
+    (:func:`selected_settings`) instead runs each cell a finished suite
+    reported again, at its learning rate on the seeds it ran there (e.g.
+    under other numerics), the cells it lacks left out. Every run trains
+    ``iters`` iterations with the learning-rate ``schedule``
+    (``protocol.lr_schedule``) and the ``weight_decay`` rule
+    (``configs.WEIGHT_DECAY_RULES``).
 
     A run trains in its folder under ``work_root`` (checkpoints, logs) and
     records its result, ``metrics.json``, in the same folder under
@@ -82,7 +95,7 @@ class TransferPlan:
     schedule: str = DEFAULT_SCHEDULE
     weight_decay: str = DEFAULT_WEIGHT_DECAY_RULE
     results_root: Optional[str] = None
-    cell_lrs: Optional[Dict[Tuple[str, str, str, int], float]] = None
+    cell_settings: Optional[Dict[Cell, CellSetting]] = None
 
     def record_file(self, work_dir: str) -> str:
         """Where the run working in ``work_dir`` records its result."""
@@ -91,13 +104,16 @@ class TransferPlan:
 
     def selects(self) -> bool:
         """Whether some tuned method selects its learning rate."""
-        return self.cell_lrs is None and any(
+        return self.cell_settings is None and any(
             m != 'zero_shot' and m not in self.fixed_lrs
             and len(self.lr_factors) > 1 for m in self.methods)
 
     def seeds_needed(self) -> List[int]:
         """The seeds with runs: the selection seeds, then the reported ones
         and those that may be added to them."""
+        if self.cell_settings is not None:
+            return sorted({seed for setting in self.cell_settings.values()
+                           for seed in setting.seeds})
         extra = list(self.selection_seeds) if self.selects() else []
         return list(dict.fromkeys(extra + list(self.seeds) +
                                   list(self.extra_seeds)))
@@ -113,22 +129,31 @@ class TransferPlan:
                        shots: int) -> List[float]:
         """The learning rates ``method`` is tried at in one cell (none: the
         cell is left out)."""
-        if self.cell_lrs is not None:
-            lr = self.cell_lrs.get((det, shift, method, shots))
-            return [] if lr is None else [lr]
+        if self.cell_settings is not None:
+            setting = self.cell_settings.get((det, shift, method, shots))
+            return [] if setting is None else [setting.lr]
         if method in self.fixed_lrs:
             return [self.fixed_lrs[method]]
         return lr_grid(recipe_lr(det, method), self.lr_factors)
 
+    def rerun_seeds(self, det: str, shift: str, method: str,
+                    shots: int) -> Optional[Tuple[int, ...]]:
+        """The seeds a cell of ``cell_settings`` ran (None: the cell follows
+        the protocol's seeds)."""
+        if self.cell_settings is None:
+            return None
+        setting = self.cell_settings.get((det, shift, method, shots))
+        return None if setting is None else setting.seeds
 
-def selected_lrs(results_root: str
-                 ) -> Dict[Tuple[str, str, str, int], float]:
-    """``{(detector, shift, method, k): lr}``: the learning rate each cell
-    of the suite recorded in ``results_root`` selected, read from its
-    reported runs (a cell whose selection has not finished has none), so
-    that its cells can run again at those settings, e.g. under other
-    numerics."""
-    lrs: Dict[Tuple[str, str, str, int], float] = {}
+
+def selected_settings(results_root: str) -> Dict[Cell, CellSetting]:
+    """``{(detector, shift, method, k): CellSetting}``: the learning rate
+    each cell of the suite recorded in ``results_root`` selected and the
+    seeds it reported there, read from its reported runs (a cell whose
+    selection has not finished has none), so that its cells can run again
+    on the same seeds at those settings, e.g. under other numerics."""
+    lrs: Dict[Cell, float] = {}
+    seeds: Dict[Cell, List[int]] = {}
     pattern = osp.join(results_root, '*', '*', '*', 'k*_seed*_selected',
                        METRICS)
     for path in sorted(glob.glob(pattern)):
@@ -142,7 +167,9 @@ def selected_lrs(results_root: str
                 f'{osp.dirname(osp.dirname(path))}: reported runs of k='
                 f'{cell[3]} at learning rates {lrs[cell]:g} and '
                 f'{float(row["lr"]):g}; a cell reports one setting')
-    return lrs
+        seeds.setdefault(cell, []).append(int(row['seed']))
+    return {cell: CellSetting(lr, tuple(sorted(seeds[cell])))
+            for cell, lr in lrs.items()}
 
 
 def base_files(detectors: Sequence[str], work_root: str,
@@ -268,15 +295,20 @@ def _cell_tasks(plan: TransferPlan, args: Dict, folder: str,
     """The runs of one (detector, shift, method, k): the learning rates on
     every selection seed, the steps past the grid's end (each on every
     selection seed), then the reported seeds at the selected one. A single
-    learning rate needs no selection: only the reported seeds run."""
+    learning rate needs no selection: only the reported seeds run (a cell
+    run again from a finished suite: the seeds it ran there)."""
     k, label = args['shots'], '{det} {shift} {method}'.format(**args)
     if len(lrs) == 1:
+        rerun = plan.rerun_seeds(args['det'], args['shift'], args['method'],
+                                 k)
         tasks = []
-        for seed in plan.seeds:
+        for seed in plan.seeds if rerun is None else rerun:
             name = f'k{k}_seed{seed}_{_lr_name(lrs[0])}'
             tasks.append(_task(
                 plan, f'{label} {name}', osp.join(folder, name), TUNE,
                 dict(args, seed=seed, lr=lrs[0]), after))
+        if rerun is not None:
+            return tasks
         return tasks + _extra_seed_tasks(
             plan, label, folder, _lr_name(lrs[0]), dict(args, lr=lrs[0]),
             tasks)
