@@ -283,8 +283,14 @@ def save_prompt_checkpoint(model, path=None, *, hook=None, runner=None,
 
     ``hook``: the hook (else a fresh one); ``runner``: what the hook reads
     (else one made of ``model``, ``iter``, the config ``cfg`` and the
-    training ``classes``). Written to ``path`` when given; returned.
+    training ``classes``). Written to ``path`` when given; returned. The
+    ``meta`` has the training data's ``dataset_meta`` as mmengine's
+    ``Runner.save_checkpoint`` writes it (mmdet's ``init_detector`` reads
+    the class names there).
     """
+    meta = {}
+    if classes is not None:
+        meta['dataset_meta'] = dict(classes=tuple(classes))
     if runner is None:
         if classes is not None:
             cfg['train_dataloader'] = dict(dataset=dict(metainfo=dict(
@@ -292,7 +298,7 @@ def save_prompt_checkpoint(model, path=None, *, hook=None, runner=None,
         runner = SimpleNamespace(model=model, cfg=cfg, iter=iter,
                                  logger=MMLogger.get_current_instance())
     checkpoint = dict(state_dict={
-        k: v.clone() for k, v in model.state_dict().items()}, meta={})
+        k: v.clone() for k, v in model.state_dict().items()}, meta=meta)
     (hook or PromptTuningHook()).before_save_checkpoint(runner, checkpoint)
     if path is not None:
         torch.save(checkpoint, path)

@@ -128,6 +128,7 @@ def test_det_inferencer_equals_tools_infer(tuned):
 def test_init_detector_equals_tools_infer(tuned):
     model = init_detector(tuned['config'], tuned['prompt'], device='cpu')
     _same_state(model, tuned['state'])
+    assert model.dataset_meta['classes'] == SHAPES  # not COCO's
     result = inference_detector(model, tuned['image'], text_prompt=CAPTION,
                                 custom_entities=True)
     _same_detections(result.pred_instances, tuned['record'])
