@@ -1230,6 +1230,17 @@ def test_tool_pretrains_tunes_diagnoses_reports_and_skips(tmp_path):
     for p in metrics:
         assert list((work_folder / p.name).glob('iter_*.pth'))
         assert not (work_folder / p.name / 'metrics.json').exists()
+        # each run (one worker ran them all, after the pretraining) logs
+        # its scalars in its own folder; training never validates: dev is
+        # evaluated once, by the run
+        [scalars] = (work_folder / p.name).glob('*/vis_data/scalars.json')
+        logged = [json.loads(line) for line in
+                  scalars.read_text().splitlines()]
+        assert logged and not any('coco/bbox_mAP' in x for x in logged)
+    logs = list(work.rglob('vis_data/*.json'))
+    assert len(logs) == 2 * (len(metrics) + 1)  # the runs and the base's
+    assert all(p.name == 'scalars.json' or p.stem == p.parents[1].name
+               for p in logs)
     first = [m for m in metrics.values() if m['seed'] == 3]
     assert all(m['role'] == 'selection' for m in first)
     # the run past the grid's end went past the end the best dev AP sat at
