@@ -6,8 +6,10 @@ import math
 import os
 
 import pytest
+from mmengine.logging import MessageHub, MMLogger
+from mmengine.visualization import Visualizer
 
-from projects.sdpt.experiments.grid import GridTask, run_grid
+from projects.sdpt.experiments.grid import GridTask, run_grid, run_task
 
 pytestmark = pytest.mark.slow  # each test starts worker processes
 
@@ -102,3 +104,42 @@ def test_grid_reruns_a_cached_result_its_recheck_rejects(tmp_path, capfd):
     assert '[stale] b' in capfd.readouterr().out
     assert tasks[1].holds(results['b']) is False
     assert tasks[0].holds(results['a']) is True  # no recheck: always
+
+
+def runner_like_task(task):
+    """What an mmengine Runner leaves in its process: a logger writing to
+    the run's log file, a message hub, and a visualizer under the fixed
+    name mmdet's runtime gives it."""
+    name = f'run-{task.name}'
+    logger = MMLogger.get_instance(
+        name, log_file=os.path.join(task.work_dir, 'run.log'))
+    logger.warning('started')
+    MessageHub.get_instance(name).update_scalar('loss', 1.0)
+    Visualizer.get_instance(
+        'visualizer', vis_backends=[dict(type='LocalVisBackend')],
+        save_dir=task.work_dir).add_scalars(dict(loss=1.0))
+    return dict(AP=0.5)
+
+
+def _open_files():
+    return {os.path.realpath(f'/proc/self/fd/{fd}')
+            for fd in os.listdir('/proc/self/fd')}
+
+
+def test_a_task_releases_what_its_runners_kept(tmp_path):
+    """A worker runs hundreds of tasks: each one's logger (with its log
+    file open), message hub and visualizer go when it ends, and the next
+    task's visualizer writes in its own folder, not the first one's."""
+    outer = MMLogger.get_instance('outside-any-task')
+    for name in ('a', 'b'):
+        run_task(GridTask(name=name, work_dir=str(tmp_path / name),
+                          function=f'{__name__}:runner_like_task'))
+        log = str(tmp_path / name / 'run.log')
+        assert 'started' in open(log).read()
+        assert os.path.realpath(log) not in _open_files()
+        assert not MMLogger.check_instance_created(f'run-{name}')
+        assert not MessageHub.check_instance_created(f'run-{name}')
+        assert not Visualizer.check_instance_created('visualizer')
+        # the scalars went to this task's own folder
+        assert list((tmp_path / name).glob('vis_data/scalars.json'))
+    assert MMLogger.get_current_instance() is outer

@@ -51,18 +51,6 @@ def without_yapf(cfg: Config) -> Config:
                   env_variables=cfg.env_variables, format_python_code=False)
 
 
-def own_visualizer(cfg: Config) -> Config:
-    """``cfg`` (in place) with a visualizer of its own run. mmengine keeps
-    visualizers by name and mmdet's runtime names its ``'visualizer'``, so
-    every later Runner in a process (a grid worker's runs) got the first
-    one and wrote its logged scalars into the first run's folder; unnamed,
-    each Runner names it after its own experiment (config and start
-    time)."""
-    if isinstance(cfg.get('visualizer'), dict):
-        cfg.visualizer.pop('name', None)
-    return cfg
-
-
 def fill_prompt_classes(cfg) -> None:
     """``model.prompt.classes = None`` (methods with vectors per class):
     the training set's class names, in label order, in place."""

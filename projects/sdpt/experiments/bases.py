@@ -24,7 +24,6 @@ from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
-from ..engine.config import own_visualizer
 from ..evaluation.statistics import pick_metrics
 from ..utils.io import atomic_torch_save, read_json
 from ..utils.paths import REPO_ROOT
@@ -79,7 +78,7 @@ def pretrain(task: GridTask) -> Dict:
     threads = a.get('threads', PRETRAIN_THREADS)
     torch.set_num_threads(threads)
     start = time.time()
-    cfg = own_visualizer(Config.fromfile(pretrain_config(det)))
+    cfg = Config.fromfile(pretrain_config(det))
     set_corpus_root(cfg, a['root'])
     interval = max(1, iters // a.get('val_points', VAL_POINTS))
     cfg.merge_from_dict({

@@ -22,12 +22,18 @@ benchmark both hand it a list of :class:`GridTask` and get their results.
   (a crash in native code, or killed for memory) takes the pool down: the
   tasks that were running run again, each alone, and the one that dies
   alone is listed in the failures.
+- A worker runs many tasks: what mmengine keeps by name for each Runner a
+  task built (its logger with the run's log file open, message hub,
+  visualizer, default scope) is released when the task ends, so the
+  worker's open files and memory do not grow with the number of runs.
 
 A task's ``function`` is ``'package.module:function'``, called in the worker
 as ``function(task)``; it returns a JSON-able dict (``AP`` / ``AP50`` keys
 are shown), which the runner writes atomically to ``result_file``.
 """
+import contextlib
 import importlib
+import logging
 import multiprocessing
 import os
 import os.path as osp
@@ -42,6 +48,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from mmdet.utils import register_all_modules
+from mmengine.utils import ManagerMixin
 
 from ..engine.hooks.progress_hook import PROGRESS_FD_ENV, format_duration
 from ..evaluation.statistics import format_mean_std
@@ -126,13 +133,49 @@ def _init_worker(threads: int, log_file: str) -> None:
     register_all_modules()
 
 
+def _managed_classes():
+    """Every class whose instances mmengine keeps by name (``MMLogger``,
+    ``MessageHub``, each visualizer class, ``DefaultScope``, ...)."""
+    found, todo = [], [ManagerMixin]
+    while todo:
+        cls = todo.pop()
+        todo.extend(cls.__subclasses__())
+        if '_instance_dict' in vars(cls):
+            found.append(cls)
+    return found
+
+
+@contextlib.contextmanager
+def released_managed_instances():
+    """Drop, on exit, every instance mmengine's managers created inside:
+    loggers closing their handlers (a Runner's logger keeps its log file
+    open), visualizers closing their backends. What existed before stays,
+    and is the current instance again."""
+    before = {cls: set(cls._instance_dict) for cls in _managed_classes()}
+    try:
+        yield
+    finally:
+        for cls in _managed_classes():
+            kept = before.get(cls, set())
+            for name in [n for n in cls._instance_dict if n not in kept]:
+                instance = cls._instance_dict.pop(name)
+                if isinstance(instance, logging.Logger):
+                    for handler in list(instance.handlers):
+                        handler.close()
+                        instance.removeHandler(handler)
+                elif callable(getattr(instance, 'close', None)):
+                    instance.close()
+
+
 def run_task(task: GridTask) -> Dict:
     """Run one task in this process; write and return its result, or raise
-    after writing ``error.log``."""
+    after writing ``error.log``. What mmengine kept for the task's Runners
+    is released after it (:func:`released_managed_instances`)."""
     os.makedirs(task.work_dir, exist_ok=True)
     start = time.time()
     try:
-        result = dict(resolve_function(task.function)(task))
+        with released_managed_instances():
+            result = dict(resolve_function(task.function)(task))
     except BaseException:
         with open(osp.join(task.work_dir, 'error.log'), 'w') as f:
             f.write(traceback.format_exc())

@@ -24,7 +24,7 @@ from ...datasets.synthetic.corpus import (
     make_synthetic_corpus,
     shift_dir,
 )
-from ...engine.config import own_visualizer, without_yapf
+from ...engine.config import without_yapf
 from ...engine.hooks import NonFiniteLossError
 from ...evaluation.diagnostics import (
     fused_feature_change,
@@ -82,7 +82,7 @@ def _run_config(task: GridTask, seed: int):
     a = task.args
     # formatting the config five times a run took 5-10 s of a 70 s
     # Grounding DINO run
-    cfg = own_visualizer(without_yapf(read_config(transfer_config(a['det']))))
+    cfg = without_yapf(read_config(transfer_config(a['det'])))
     set_corpus_root(cfg, a['root'])
     cfg.work_dir = task.work_dir
     cfg.log_level = 'WARNING'
