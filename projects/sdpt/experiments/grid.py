@@ -24,8 +24,9 @@ benchmark both hand it a list of :class:`GridTask` and get their results.
   alone is listed in the failures.
 - A worker runs many tasks: what mmengine keeps by name for each Runner a
   task built (its logger with the run's log file open, message hub,
-  visualizer, default scope) is released when the task ends, so the
-  worker's open files and memory do not grow with the number of runs.
+  visualizer, default scope) is released when the task ends: the
+  worker's open files do not grow with the number of runs, and each run
+  logs in its own folder.
 
 A task's ``function`` is ``'package.module:function'``, called in the worker
 as ``function(task)``; it returns a JSON-able dict (``AP`` / ``AP50`` keys
