@@ -3,10 +3,12 @@ parameters, its numbered points and key, the per-class AP bar chart."""
 import os
 
 import matplotlib.image
+from matplotlib.figure import Figure
 from PIL import Image
 
 from projects.sdpt.evaluation.plots import (
     ap_bar_chart,
+    draw_ap_panel,
     plot_ap_vs_trainable,
     point_names,
 )
@@ -25,6 +27,30 @@ def test_plot_ap_vs_trainable(tmp_path):
     assert os.listdir(tmp_path / 'report') == ['plot.png']
     with Image.open(out) as im:
         assert im.format == 'PNG'
+
+
+def test_a_panel_of_zero_shot_alone_says_so_instead_of_a_log_axis():
+    zero_shot = dict(label='zero-shot', series='zero-shot', trainable=0,
+                     AP=0.354)
+    ax = Figure().subplots()
+    draw_ap_panel(ax, 'GLIP', [zero_shot])
+    assert ax.get_xscale() == 'linear' and list(ax.get_xticks()) == []
+    assert ax.get_xlabel() == 'trainable parameters'
+    assert ax.get_ylim() == (0, 1)
+    assert any('no method that trains' in t.get_text() for t in ax.texts)
+    # the zero-shot series is keyed by its dashed line, not a point
+    [handle] = ax.get_legend().legend_handles
+    assert handle.get_linestyle() == '--' and handle.get_marker() == 'None'
+
+    ax = Figure().subplots()
+    draw_ap_panel(ax, 'GLIP', [zero_shot, dict(
+        label='SDPT', series='k=10', trainable=16384, AP=0.6,
+        AP_error=0.02)])
+    assert ax.get_xscale() == 'log'
+    assert ax.get_xlabel() == 'trainable parameters (log scale)'
+    assert not any('no method' in t.get_text() for t in ax.texts)
+    markers = [h.get_marker() for h in ax.get_legend().legend_handles]
+    assert markers == ['None', 'o']
 
 
 def test_crowded_plots_number_their_points_and_name_them_in_a_key(tmp_path):

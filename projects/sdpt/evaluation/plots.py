@@ -69,43 +69,64 @@ def plot_ap_vs_trainable(panels: Dict[str, List[Dict]], out_file: str,
     fig, axes = plt.subplots(1, len(panels),
                              figsize=(width * len(panels), 4.5),
                              squeeze=False)
-    colours = plt.rcParams['axes.prop_cycle'].by_key()['color']
     for ax, (title, points) in zip(axes[0], panels.items()):
-        points = [p for p in points if p.get('AP') is not None]
-        series = list(dict.fromkeys(p['series'] for p in points))
-        top = {}
-        for p in points:
-            colour = colours[series.index(p['series']) % len(colours)]
-            if not p['trainable']:
-                ax.axhline(p['AP'], color=colour, linestyle='--', lw=1)
-                ax.annotate(p['label'], (1, p['AP']), ha='right',
-                            va='bottom', fontsize=7,
-                            xycoords=('axes fraction', 'data'))
-                continue
-            ax.errorbar(p['trainable'], p['AP'], yerr=p.get('AP_error') or 0,
-                        fmt='o', color=colour, capsize=3)
-            key = (p['label'], p['trainable'])
-            top[key] = max(top.get(key, p['AP']), p['AP'])
-        names, key_lines = point_names(list(top))
-        for key, ap in top.items():
-            ax.annotate(names[key], (key[1], ap),
-                        textcoords='offset points', xytext=(4, 4),
-                        fontsize=7)
-        if key_lines:
-            ax.text(1.02, 1.0, '\n'.join(key_lines), transform=ax.transAxes,
-                    va='top', ha='left', fontsize=7)
-        for i, name in enumerate(series):
-            ax.plot([], [], 'o', color=colours[i % len(colours)], label=name)
-        if top:
-            ax.set_xscale('log')
-        ax.set_xlabel('trainable parameters (log scale)')
-        ax.set_ylabel(ylabel)
-        ax.set_title(title)
-        if series:
-            ax.legend(fontsize=7)
+        draw_ap_panel(ax, title, points, ylabel)
     fig.tight_layout()
     _save(fig, out_file, dpi=120)
     return out_file
+
+
+def draw_ap_panel(ax, title: str, points: List[Dict],
+                  ylabel: str = 'AP') -> None:
+    """One panel of :func:`plot_ap_vs_trainable` on ``ax``.
+
+    A panel whose points all train nothing (only zero-shot has finished)
+    has no log axis to put them on: it shows their lines on AP from 0 to 1
+    and says that no tuned method has results.
+    """
+    colours = plt.rcParams['axes.prop_cycle'].by_key()['color']
+    points = [p for p in points if p.get('AP') is not None]
+    series = list(dict.fromkeys(p['series'] for p in points))
+    top = {}
+    for p in points:
+        colour = colours[series.index(p['series']) % len(colours)]
+        if not p['trainable']:
+            ax.axhline(p['AP'], color=colour, linestyle='--', lw=1)
+            ax.annotate(p['label'], (1, p['AP']), ha='right',
+                        va='bottom', fontsize=7,
+                        xycoords=('axes fraction', 'data'))
+            continue
+        ax.errorbar(p['trainable'], p['AP'], yerr=p.get('AP_error') or 0,
+                    fmt='o', color=colour, capsize=3)
+        key = (p['label'], p['trainable'])
+        top[key] = max(top.get(key, p['AP']), p['AP'])
+    names, key_lines = point_names(list(top))
+    for key, ap in top.items():
+        ax.annotate(names[key], (key[1], ap),
+                    textcoords='offset points', xytext=(4, 4),
+                    fontsize=7)
+    if key_lines:
+        ax.text(1.02, 1.0, '\n'.join(key_lines), transform=ax.transAxes,
+                va='top', ha='left', fontsize=7)
+    for i, name in enumerate(series):
+        # a series of zero-shot lines is keyed by a line, not a point
+        trains = any(p['trainable'] for p in points if p['series'] == name)
+        ax.plot([], [], 'o' if trains else '--',
+                color=colours[i % len(colours)], label=name)
+    if top:
+        ax.set_xscale('log')
+        ax.set_xlabel('trainable parameters (log scale)')
+    else:
+        ax.set_xticks([])
+        ax.set_ylim(0, 1)
+        ax.text(0.5, 0.5, 'no method that trains has results here',
+                transform=ax.transAxes, ha='center', va='center',
+                fontsize=9, color='grey')
+        ax.set_xlabel('trainable parameters')
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    if series:
+        ax.legend(fontsize=7)
 
 
 def ap_bar_chart(ap, path, title='per-class AP', max_classes=80):
